@@ -1,0 +1,71 @@
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+
+use crate::{Epoch, OutputMode, Result};
+
+/// Reads a stream in epochs. The runtime's source actor drives it: it asks the source to look
+/// for new input, admits some of it into the current epoch (as the trigger says), reads the
+/// admitted input batch by batch, and puts a barrier after the last batch of the epoch.
+pub trait Source: Send + 'static {
+    /// The schema of every batch this source returns.
+    fn schema(&self) -> SchemaRef;
+
+    /// Looks for new input (a file source lists its folder again). New input is only read
+    /// once it has been admitted.
+    fn discover(&mut self) -> Result<()>;
+
+    /// Admits discovered input into the epoch being read and returns how many units (files)
+    /// were admitted. With `limited`, the source's per-trigger limit applies
+    /// (`max_files_per_trigger`); without it, everything discovered is admitted.
+    fn admit(&mut self, limited: bool) -> usize;
+
+    /// How many discovered units wait to be admitted.
+    fn backlog(&self) -> usize;
+
+    /// The next batch of admitted input, or `None` once everything admitted has been read.
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>>;
+}
+
+/// Transforms batches; stateful operators also emit at every barrier.
+pub trait Operator: Send + 'static {
+    /// The schema of every batch this operator outputs.
+    fn output_schema(&self) -> SchemaRef;
+
+    /// Takes one input batch. A stateless operator returns its output at once; an aggregate
+    /// folds the batch into its state and returns `None`.
+    fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>>;
+
+    /// The output for the epoch that is ending, in `mode`. Called once per output mode that a
+    /// downstream sink asked for, before [`Operator::end_epoch`].
+    fn emit(&mut self, _mode: OutputMode) -> Result<Option<RecordBatch>> {
+        Ok(None)
+    }
+
+    /// The epoch's barrier has been handled; forget what changed in it.
+    fn end_epoch(&mut self, _epoch: Epoch) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes a stream out. Output becomes visible in two phases: [`Sink::pre_commit`] at the
+/// epoch's barrier makes it durable but hidden, [`Sink::commit`] after the checkpoint is
+/// complete makes it visible.
+pub trait Sink: Send + 'static {
+    /// Takes one batch of the current epoch.
+    fn write(&mut self, batch: &RecordBatch) -> Result<()>;
+
+    /// The epoch has ended: flush and close what was written for it, still hidden.
+    fn pre_commit(&mut self, _epoch: Epoch) -> Result<()> {
+        Ok(())
+    }
+
+    /// The checkpoint for `epoch` is complete: make its output visible. Must be idempotent.
+    fn commit(&mut self, _epoch: Epoch) -> Result<()> {
+        Ok(())
+    }
+
+    /// The stream has ended; release resources.
+    fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}

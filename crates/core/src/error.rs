@@ -1,0 +1,78 @@
+use std::io;
+use std::path::PathBuf;
+
+use arrow_schema::ArrowError;
+
+/// A configuration problem, found before anything runs. The user must act.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    /// The key path in the pipeline file, for example `sources.sales.schema`.
+    pub key: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// A new error at `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A failure while a pipeline runs, grouped by who must act.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input data: the message names the file and line.
+    #[error("{0}")]
+    Input(String),
+    /// The file system or another part of the outside world failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What Weir was doing, for example "cannot write".
+        action: &'static str,
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Arrow or parquet refused data; `context` says where.
+    #[error("{context}: {source}")]
+    Arrow {
+        /// Where it happened (a file, a stage).
+        context: String,
+        /// The underlying error.
+        source: ArrowError,
+    },
+    /// A stage or actor stopped before the pipeline finished.
+    #[error("{0}")]
+    Stopped(String),
+    /// Something that should not happen: a bug in Weir.
+    #[error("this is a bug in weir: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An Arrow error with its context.
+    pub fn arrow(context: impl Into<String>, source: ArrowError) -> Self {
+        Error::Arrow {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Result with Weir's runtime [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,28 @@
+//! `weir-core`: the vocabulary every Weir crate shares.
+//!
+//! Sources, operators and sinks never depend on each other, only on this crate. It holds the
+//! message that travels on every data edge ([`StreamMessage`], wrapped in an [`Envelope`] that
+//! names the input port), the checkpoint [`Barrier`] and its [`Epoch`], the Spark-style
+//! [`OutputMode`], the DDL schema parser, the component traits ([`Source`], [`Operator`],
+//! [`Sink`]) and the error types.
+//!
+//! ```
+//! use weir_core::{parse_ddl, Barrier, BarrierKind, Epoch};
+//!
+//! let schema = parse_ddl("File STRING, Shop STRING, Sale_Count INT").unwrap();
+//! assert_eq!(schema.fields().len(), 3);
+//! let barrier = Barrier { epoch: Epoch(1), kind: BarrierKind::Checkpoint };
+//! assert_eq!(barrier.epoch.next(), Epoch(2));
+//! ```
+
+mod component;
+mod duration;
+mod error;
+mod message;
+mod schema;
+
+pub use component::{Operator, Sink, Source};
+pub use duration::parse_duration;
+pub use error::{ConfigError, Error, Result};
+pub use message::{Barrier, BarrierKind, Envelope, Epoch, OutputMode, StreamMessage};
+pub use schema::{parse_ddl, DdlError, SUPPORTED_TYPES};

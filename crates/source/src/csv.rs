@@ -1,0 +1,456 @@
+use std::collections::{HashSet, VecDeque};
+use std::fs::{self, File};
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use arrow_array::RecordBatch;
+use arrow_csv::reader::{BufReader as CsvReader, ReaderBuilder};
+use arrow_schema::SchemaRef;
+use serde::Deserialize;
+use weir_core::{parse_ddl, ConfigError, Error, Result, Source};
+
+/// The `type = "csv"` source as written in the pipeline file. Names follow Spark's CSV options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSourceConfig {
+    /// Folder watched for new files, or a glob such as `data/in/*.csv`.
+    pub path: String,
+    /// The columns, as a Spark DDL string: `"File STRING, Shop STRING, Sale_Count INT"`.
+    pub schema: String,
+    /// Whether the first line of every file is a header to skip. Default `false`, as in Spark.
+    #[serde(default)]
+    pub header: bool,
+    /// Field separator, one character. Default `","`.
+    #[serde(default = "default_sep")]
+    pub sep: String,
+    /// Quote character, one character. Default `"`.
+    #[serde(default = "default_quote")]
+    pub quote: String,
+    /// Escape character inside quoted fields, one character. Default `\`, as in Spark.
+    #[serde(default = "default_escape")]
+    pub escape: String,
+    /// At most this many new files per epoch (not for `once`). Default: no limit.
+    #[serde(default)]
+    pub max_files_per_trigger: Option<usize>,
+    /// Read the newest files first when there is a backlog. Default `false`.
+    #[serde(default)]
+    pub latest_first: bool,
+    /// Rows per Arrow batch. Default 8192.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+fn default_sep() -> String {
+    ",".into()
+}
+fn default_quote() -> String {
+    "\"".into()
+}
+fn default_escape() -> String {
+    "\\".into()
+}
+fn default_batch_size() -> usize {
+    8192
+}
+
+impl Default for CsvSourceConfig {
+    fn default() -> Self {
+        CsvSourceConfig {
+            path: String::new(),
+            schema: String::new(),
+            header: false,
+            sep: default_sep(),
+            quote: default_quote(),
+            escape: default_escape(),
+            max_files_per_trigger: None,
+            latest_first: false,
+            batch_size: default_batch_size(),
+        }
+    }
+}
+
+/// A validated [`CsvSourceConfig`]: nothing about it can be wrong any more.
+#[derive(Debug, Clone)]
+pub struct CsvSourceSettings {
+    /// Where files are found.
+    pub location: Location,
+    /// The parsed schema.
+    pub schema: SchemaRef,
+    header: bool,
+    sep: u8,
+    quote: u8,
+    escape: u8,
+    max_files_per_trigger: Option<usize>,
+    latest_first: bool,
+    batch_size: usize,
+}
+
+/// Where a file source finds its files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// Every file directly inside this folder.
+    Folder(PathBuf),
+    /// Every file matching this glob pattern.
+    Glob(String),
+}
+
+impl Location {
+    /// The folder that holds the files: the folder itself, or the part of a glob before its
+    /// first wildcard.
+    pub fn root(&self) -> PathBuf {
+        match self {
+            Location::Folder(dir) => dir.clone(),
+            Location::Glob(pattern) => {
+                let wild = pattern.find(['*', '?', '[']).unwrap_or(pattern.len());
+                let head = &pattern[..wild];
+                match head.rfind('/') {
+                    Some(slash) => PathBuf::from(&head[..=slash]),
+                    None => PathBuf::from("."),
+                }
+            }
+        }
+    }
+}
+
+impl CsvSourceConfig {
+    /// Checks every option and reports every problem, with keys relative to the source.
+    pub fn validate(&self) -> Result<CsvSourceSettings, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let schema = parse_ddl(&self.schema)
+            .map_err(|e| {
+                errors.push(ConfigError::new(
+                    "schema",
+                    format!("\"{}\" {e}", self.schema),
+                ))
+            })
+            .ok();
+        let mut byte = |key: &str, value: &str| match value.as_bytes() {
+            [b] if b.is_ascii() => *b,
+            _ => {
+                errors.push(ConfigError::new(
+                    key,
+                    format!("\"{value}\" must be exactly one ASCII character"),
+                ));
+                0
+            }
+        };
+        let (sep, quote, escape) = (
+            byte("sep", &self.sep),
+            byte("quote", &self.quote),
+            byte("escape", &self.escape),
+        );
+        if self.path.trim().is_empty() {
+            errors.push(ConfigError::new("path", "must name a folder or a glob"));
+        }
+        if self.max_files_per_trigger == Some(0) {
+            errors.push(ConfigError::new(
+                "max_files_per_trigger",
+                "must be at least 1",
+            ));
+        }
+        if self.batch_size == 0 {
+            errors.push(ConfigError::new("batch_size", "must be at least 1"));
+        }
+        let location = if self.path.contains(['*', '?', '[']) {
+            if let Err(e) = glob::Pattern::new(&self.path) {
+                errors.push(ConfigError::new(
+                    "path",
+                    format!("\"{}\" is not a valid glob: {e}", self.path),
+                ));
+            }
+            Location::Glob(self.path.clone())
+        } else {
+            Location::Folder(PathBuf::from(&self.path))
+        };
+        match (schema, errors.is_empty()) {
+            (Some(schema), true) => Ok(CsvSourceSettings {
+                location,
+                schema,
+                header: self.header,
+                sep,
+                quote,
+                escape,
+                max_files_per_trigger: self.max_files_per_trigger,
+                latest_first: self.latest_first,
+                batch_size: self.batch_size,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+impl CsvSourceSettings {
+    /// The running source. Nothing is read until it is asked to discover and admit files.
+    pub fn build(&self) -> CsvSource {
+        CsvSource {
+            settings: self.clone(),
+            seen: HashSet::new(),
+            backlog: VecDeque::new(),
+            admitted: VecDeque::new(),
+            current: None,
+        }
+    }
+}
+
+/// Reads the CSV files of a folder, each once, in the order they appeared.
+pub struct CsvSource {
+    settings: CsvSourceSettings,
+    /// Every file ever discovered, so that a file is read once even if it stays in the folder.
+    seen: HashSet<PathBuf>,
+    /// Discovered, waiting to be admitted into an epoch.
+    backlog: VecDeque<PathBuf>,
+    /// Admitted into the current epoch, not yet opened.
+    admitted: VecDeque<PathBuf>,
+    current: Option<OpenFile>,
+}
+
+struct OpenFile {
+    path: PathBuf,
+    reader: CsvReader<BufReader<File>>,
+}
+
+impl CsvSource {
+    fn list(&self) -> Result<Vec<PathBuf>> {
+        match &self.settings.location {
+            Location::Folder(dir) => {
+                let entries = match fs::read_dir(dir) {
+                    Ok(entries) => entries,
+                    // A folder that does not exist yet has no files yet.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) => return Err(Error::io("cannot list", dir, e)),
+                };
+                let mut files = Vec::new();
+                for entry in entries {
+                    let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
+                    files.push(entry.path());
+                }
+                Ok(files)
+            }
+            Location::Glob(pattern) => {
+                let paths = glob::glob(pattern)
+                    .map_err(|e| Error::Internal(format!("glob {pattern} was validated: {e}")))?;
+                Ok(paths.filter_map(|p| p.ok()).collect())
+            }
+        }
+    }
+
+    fn open(&self, path: &Path) -> Result<OpenFile> {
+        let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
+        let s = &self.settings;
+        let reader = ReaderBuilder::new(s.schema.clone())
+            .with_header(s.header)
+            .with_delimiter(s.sep)
+            .with_quote(s.quote)
+            .with_escape(s.escape)
+            .with_batch_size(s.batch_size)
+            .build_buffered(BufReader::with_capacity(1 << 20, file))
+            .map_err(|e| Error::arrow(path.display().to_string(), e))?;
+        Ok(OpenFile {
+            path: path.to_path_buf(),
+            reader,
+        })
+    }
+}
+
+/// Writers drop a file under a hidden name and rename it into place when it is complete.
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_none_or(|n| n.starts_with('.') || n.starts_with('_'))
+}
+
+impl Source for CsvSource {
+    fn schema(&self) -> SchemaRef {
+        self.settings.schema.clone()
+    }
+
+    fn discover(&mut self) -> Result<()> {
+        let mut fresh: Vec<(SystemTime, PathBuf)> = Vec::new();
+        for path in self.list()? {
+            if is_hidden(&path) || self.seen.contains(&path) {
+                continue;
+            }
+            let meta = match fs::metadata(&path) {
+                Ok(meta) => meta,
+                // Gone between listing and looking: it was never there for us.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("cannot inspect", &path, e)),
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            fresh.push((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), path));
+        }
+        fresh.sort();
+        if self.settings.latest_first {
+            fresh.reverse();
+        }
+        for (_, path) in fresh {
+            self.seen.insert(path.clone());
+            self.backlog.push_back(path);
+        }
+        Ok(())
+    }
+
+    fn admit(&mut self, limited: bool) -> usize {
+        let limit = match (limited, self.settings.max_files_per_trigger) {
+            (true, Some(max)) => max,
+            _ => usize::MAX,
+        };
+        let n = limit.min(self.backlog.len());
+        self.admitted.extend(self.backlog.drain(..n));
+        n
+    }
+
+    fn backlog(&self) -> usize {
+        self.backlog.len()
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(open) = &mut self.current {
+                match open.reader.next() {
+                    Some(Ok(batch)) => return Ok(Some(batch)),
+                    Some(Err(e)) => {
+                        return Err(Error::Input(format!("{}: {e}", open.path.display())));
+                    }
+                    None => self.current = None,
+                }
+            }
+            let Some(path) = self.admitted.pop_front() else {
+                return Ok(None);
+            };
+            self.current = Some(self.open(&path)?);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int32Type;
+
+    fn config(dir: &Path) -> CsvSourceConfig {
+        CsvSourceConfig {
+            path: dir.display().to_string(),
+            schema: "File STRING, Shop STRING, Sale_Count INT".into(),
+            header: true,
+            sep: ";".into(),
+            ..CsvSourceConfig::default()
+        }
+    }
+
+    fn read_all(source: &mut CsvSource) -> Vec<i32> {
+        let mut counts = Vec::new();
+        while let Some(batch) = source.next_batch().unwrap() {
+            counts.extend(batch.column(2).as_primitive::<Int32Type>().values().iter());
+        }
+        counts
+    }
+
+    #[test]
+    fn reads_each_new_file_once_and_skips_hidden_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("a.csv"),
+            "File;Shop;Sale_Count\na;S1;1\na;S2;2\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join(".b.csv.tmp"),
+            "File;Shop;Sale_Count\nb;S1;100\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("_c.csv"),
+            "File;Shop;Sale_Count\nc;S1;100\n",
+        )
+        .unwrap();
+        let mut source = config(dir.path()).validate().unwrap().build();
+        source.discover().unwrap();
+        assert_eq!(source.admit(true), 1);
+        assert_eq!(read_all(&mut source), vec![1, 2]);
+
+        fs::write(dir.path().join("d.csv"), "File;Shop;Sale_Count\nd;S3;7\n").unwrap();
+        source.discover().unwrap();
+        assert_eq!(source.admit(true), 1, "a.csv must not be admitted twice");
+        assert_eq!(read_all(&mut source), vec![7]);
+    }
+
+    #[test]
+    fn admits_at_most_max_files_per_trigger() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..5 {
+            fs::write(
+                dir.path().join(format!("{i}.csv")),
+                format!("File;Shop;Sale_Count\nf;S;{i}\n"),
+            )
+            .unwrap();
+        }
+        let mut source = CsvSourceConfig {
+            max_files_per_trigger: Some(2),
+            ..config(dir.path())
+        }
+        .validate()
+        .unwrap()
+        .build();
+        source.discover().unwrap();
+        assert_eq!((source.admit(true), source.backlog()), (2, 3));
+        assert_eq!(read_all(&mut source).len(), 2);
+        assert_eq!(source.admit(false), 3);
+    }
+
+    #[test]
+    fn a_missing_folder_has_no_files_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut source = config(&dir.path().join("later"))
+            .validate()
+            .unwrap()
+            .build();
+        source.discover().unwrap();
+        assert_eq!(source.backlog(), 0);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("bad.csv"),
+            "File;Shop;Sale_Count\nf;S;1\nf;S;12x\n",
+        )
+        .unwrap();
+        let mut source = config(dir.path()).validate().unwrap().build();
+        source.discover().unwrap();
+        source.admit(false);
+        let err = source.next_batch().unwrap_err().to_string();
+        assert!(err.contains("bad.csv") && err.contains("12x"), "{err}");
+    }
+
+    #[test]
+    fn validation_reports_every_bad_option() {
+        let bad = CsvSourceConfig {
+            path: "x".into(),
+            schema: "a INTEGR".into(),
+            sep: ";;".into(),
+            max_files_per_trigger: Some(0),
+            ..CsvSourceConfig::default()
+        };
+        let keys: Vec<_> = bad
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(keys, vec!["schema", "sep", "max_files_per_trigger"]);
+    }
+
+    #[test]
+    fn glob_root_is_the_folder_before_the_wildcard() {
+        assert_eq!(
+            Location::Glob("data/in/*.csv".into()).root(),
+            PathBuf::from("data/in/")
+        );
+    }
+}

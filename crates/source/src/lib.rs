@@ -1,0 +1,29 @@
+//! `weir-source`: Weir's sources.
+//!
+//! [`CsvSourceConfig`] is the `type = "csv"` source: it watches a folder (or a glob), reads each
+//! new file once with the arrow-csv reader, and returns Arrow batches in the schema given as a
+//! Spark DDL string. Validating the config gives a [`CsvSourceSettings`], whose `build()` gives
+//! the running [`CsvSource`], an implementation of [`weir_core::Source`].
+//!
+//! ```no_run
+//! use weir_core::Source;
+//! use weir_source::CsvSourceConfig;
+//!
+//! let config = CsvSourceConfig {
+//!     path: "data/stream_read".into(),
+//!     schema: "File STRING, Shop STRING, Sale_Count INT".into(),
+//!     header: true,
+//!     sep: ";".into(),
+//!     ..CsvSourceConfig::default()
+//! };
+//! let mut source = config.validate().unwrap().build();
+//! source.discover().unwrap();
+//! source.admit(false);
+//! while let Some(batch) = source.next_batch().unwrap() {
+//!     println!("{} rows", batch.num_rows());
+//! }
+//! ```
+
+mod csv;
+
+pub use crate::csv::{CsvSource, CsvSourceConfig, CsvSourceSettings, Location};
