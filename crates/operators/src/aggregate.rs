@@ -1,0 +1,873 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Decimal128Type, Float64Type, Int32Type, Int64Type};
+use arrow_array::{
+    new_null_array, Array, ArrayRef, Decimal128Array, Float64Array, Int64Array, RecordBatch,
+};
+use arrow_row::{OwnedRow, RowConverter, Rows, SortField};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
+use serde::Deserialize;
+use weir_core::{ConfigError, Epoch, Error, Operator, OutputMode, Result};
+
+/// The `type = "aggregate"` operator as written in the pipeline file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateConfig {
+    /// Columns to group by, for example `["Shop"]`. Empty means one group for the whole stream.
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// Aggregates such as `"sum(Sale_Count)"`, `"count(*)"`, `"avg(price) as mean_price"`.
+    /// Functions: sum, count, min, max, avg.
+    pub aggregates: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Function {
+    Sum,
+    Count,
+    Min,
+    Max,
+    Avg,
+}
+
+const FUNCTIONS: &str = "sum(c), count(*), count(c), min(c), max(c), avg(c)";
+
+#[derive(Debug, Clone)]
+struct AggregateSpec {
+    function: Function,
+    /// Input column index; `None` for `count(*)`.
+    column: Option<usize>,
+    output: Field,
+}
+
+/// A validated [`AggregateConfig`], bound to its input schema.
+#[derive(Debug, Clone)]
+pub struct AggregateSettings {
+    keys: Vec<usize>,
+    specs: Vec<AggregateSpec>,
+    output: SchemaRef,
+}
+
+impl AggregateConfig {
+    /// Checks the config against the input schema and reports every problem, with keys
+    /// relative to the operator.
+    pub fn validate(&self, input: &Schema) -> Result<AggregateSettings, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let columns = || {
+            input
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut keys = Vec::new();
+        let mut fields = Vec::new();
+        for (i, name) in self.group_by.iter().enumerate() {
+            match input.index_of(name) {
+                Ok(index) => {
+                    keys.push(index);
+                    fields.push(input.field(index).clone());
+                }
+                Err(_) => errors.push(ConfigError::new(
+                    format!("group_by[{i}]"),
+                    format!("unknown column \"{name}\" (the input has {})", columns()),
+                )),
+            }
+        }
+        if self.aggregates.is_empty() {
+            errors.push(ConfigError::new(
+                "aggregates",
+                format!("needs at least one aggregate ({FUNCTIONS})"),
+            ));
+        }
+        let mut specs = Vec::new();
+        for (i, text) in self.aggregates.iter().enumerate() {
+            match parse_aggregate(text, input) {
+                Ok(spec) => {
+                    fields.push(spec.output.clone());
+                    specs.push(spec);
+                }
+                Err(message) => errors.push(ConfigError::new(format!("aggregates[{i}]"), message)),
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for field in &fields {
+            if !names.insert(field.name().clone()) {
+                errors.push(ConfigError::new(
+                    "aggregates",
+                    format!(
+                        "two output columns are named \"{}\" (rename one with `as`)",
+                        field.name()
+                    ),
+                ));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(AggregateSettings {
+            keys,
+            specs,
+            output: Arc::new(Schema::new(fields)),
+        })
+    }
+}
+
+/// Parses `func(column)` with an optional `as alias`.
+fn parse_aggregate(text: &str, input: &Schema) -> Result<AggregateSpec, String> {
+    let expected = || {
+        format!("\"{text}\" is not an aggregate (expected one of {FUNCTIONS}, optionally followed by `as name`)")
+    };
+    let (call, alias) = split_alias(text.trim());
+    let open = call.find('(').ok_or_else(expected)?;
+    let inner = call[open + 1..]
+        .strip_suffix(')')
+        .ok_or_else(expected)?
+        .trim();
+    let function = match call[..open].trim().to_ascii_lowercase().as_str() {
+        "sum" => Function::Sum,
+        "count" => Function::Count,
+        "min" => Function::Min,
+        "max" => Function::Max,
+        "avg" | "mean" => Function::Avg,
+        other => {
+            return Err(format!(
+                "unknown function \"{other}\" in \"{text}\" (expected one of {FUNCTIONS})"
+            ))
+        }
+    };
+    let function_name = call[..open].trim().to_ascii_lowercase();
+    if inner == "*" || inner == "1" {
+        if function != Function::Count {
+            return Err(format!("\"{text}\": only count takes `*`"));
+        }
+        let name = alias.unwrap_or_else(|| "count(1)".into());
+        return Ok(AggregateSpec {
+            function,
+            column: None,
+            output: Field::new(name, DataType::Int64, false),
+        });
+    }
+    let column_name = inner.trim_matches('`');
+    let column = input.index_of(column_name).map_err(|_| {
+        let names: Vec<_> = input.fields().iter().map(|f| f.name().as_str()).collect();
+        format!(
+            "unknown column \"{column_name}\" in \"{text}\" (the input has {})",
+            names.join(", ")
+        )
+    })?;
+    let data_type = input.field(column).data_type();
+    let numeric = matches!(
+        data_type,
+        DataType::Int32 | DataType::Int64 | DataType::Float64 | DataType::Decimal128(..)
+    );
+    let out_type = match function {
+        Function::Count => DataType::Int64,
+        Function::Min | Function::Max => data_type.clone(),
+        Function::Sum | Function::Avg if !numeric => return Err(format!(
+            "{function_name}({column_name}) needs a numeric column, but \"{column_name}\" is {}",
+            type_name(data_type)
+        )),
+        // Spark's result types: sums widen so that they do not overflow early.
+        Function::Sum => match data_type {
+            DataType::Float64 => DataType::Float64,
+            DataType::Decimal128(p, s) => DataType::Decimal128((*p + 10).min(38), *s),
+            _ => DataType::Int64,
+        },
+        Function::Avg => match data_type {
+            DataType::Decimal128(p, s) => DataType::Decimal128((*p + 4).min(38), (*s + 4).min(38)),
+            _ => DataType::Float64,
+        },
+    };
+    let name = alias.unwrap_or_else(|| format!("{function_name}({column_name})"));
+    Ok(AggregateSpec {
+        function,
+        column: Some(column),
+        output: Field::new(name, out_type, function != Function::Count),
+    })
+}
+
+fn split_alias(text: &str) -> (&str, Option<String>) {
+    let lower = text.to_ascii_lowercase();
+    match lower.rfind(" as ") {
+        Some(at) if lower[..at].trim_end().ends_with(')') => (
+            text[..at].trim(),
+            Some(text[at + 4..].trim().trim_matches('`').to_string()),
+        ),
+        _ => (text, None),
+    }
+}
+
+fn type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Utf8 => "STRING".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Date32 => "DATE".into(),
+        DataType::Timestamp(..) => "TIMESTAMP".into(),
+        other => other.to_string(),
+    }
+}
+
+impl AggregateSettings {
+    /// The schema of what the aggregate emits: the group keys, then one column per aggregate.
+    pub fn output_schema(&self) -> SchemaRef {
+        self.output.clone()
+    }
+
+    /// The running aggregate, with empty state.
+    pub fn build(&self) -> Result<Aggregate> {
+        // The output schema starts with the group keys, in order.
+        let key_fields = self.output.fields()[..self.keys.len()].iter();
+        let converter = RowConverter::new(
+            key_fields
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )
+        .map_err(|e| Error::Internal(format!("group keys cannot be row-encoded: {e}")))?;
+        let keys = converter.empty_rows(0, 0);
+        let states = self
+            .specs
+            .iter()
+            .map(State::new)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Aggregate {
+            settings: self.clone(),
+            converter,
+            keys,
+            groups: HashMap::new(),
+            states,
+            changed: Vec::new(),
+            is_changed: Vec::new(),
+            group_ids: Vec::new(),
+        })
+    }
+}
+
+/// A running group-by aggregate. Group keys are row-encoded (arrow-row) so that any mix of key
+/// types hashes as bytes; accumulators are columnar, one vector per aggregate indexed by group.
+pub struct Aggregate {
+    settings: AggregateSettings,
+    converter: RowConverter,
+    /// Every group's key, in the order the groups first appeared.
+    keys: Rows,
+    groups: HashMap<Box<[u8]>, u32>,
+    states: Vec<State>,
+    /// Groups that changed in the current epoch, for `update` mode.
+    changed: Vec<u32>,
+    is_changed: Vec<bool>,
+    /// Scratch: the group of each row of the batch being folded in.
+    group_ids: Vec<u32>,
+}
+
+/// One aggregate's accumulators, indexed by group id.
+enum State {
+    SumInt {
+        column: usize,
+        sums: Vec<i64>,
+        seen: Vec<bool>,
+    },
+    SumFloat {
+        column: usize,
+        sums: Vec<f64>,
+        seen: Vec<bool>,
+    },
+    SumDecimal {
+        column: usize,
+        sums: Vec<i128>,
+        seen: Vec<bool>,
+        out: DataType,
+    },
+    Count {
+        column: Option<usize>,
+        counts: Vec<i64>,
+    },
+    AvgFloat {
+        column: usize,
+        sums: Vec<f64>,
+        counts: Vec<i64>,
+    },
+    AvgDecimal {
+        column: usize,
+        sums: Vec<i128>,
+        counts: Vec<i64>,
+        out: DataType,
+    },
+    Extreme {
+        column: usize,
+        min: bool,
+        converter: RowConverter,
+        best: Vec<Option<OwnedRow>>,
+        out: DataType,
+    },
+}
+
+impl State {
+    fn new(spec: &AggregateSpec) -> Result<State> {
+        let out = spec.output.data_type().clone();
+        let column = spec.column;
+        let col = || column.ok_or_else(|| Error::Internal("aggregate without a column".into()));
+        Ok(match spec.function {
+            Function::Count => State::Count {
+                column,
+                counts: Vec::new(),
+            },
+            Function::Sum => match out {
+                DataType::Float64 => State::SumFloat {
+                    column: col()?,
+                    sums: Vec::new(),
+                    seen: Vec::new(),
+                },
+                DataType::Decimal128(..) => State::SumDecimal {
+                    column: col()?,
+                    sums: Vec::new(),
+                    seen: Vec::new(),
+                    out,
+                },
+                _ => State::SumInt {
+                    column: col()?,
+                    sums: Vec::new(),
+                    seen: Vec::new(),
+                },
+            },
+            Function::Avg => match out {
+                DataType::Decimal128(..) => State::AvgDecimal {
+                    column: col()?,
+                    sums: Vec::new(),
+                    counts: Vec::new(),
+                    out,
+                },
+                _ => State::AvgFloat {
+                    column: col()?,
+                    sums: Vec::new(),
+                    counts: Vec::new(),
+                },
+            },
+            Function::Min | Function::Max => State::Extreme {
+                column: col()?,
+                min: spec.function == Function::Min,
+                converter: RowConverter::new(vec![SortField::new(out.clone())]).map_err(|e| {
+                    Error::Internal(format!("min/max column cannot be row-encoded: {e}"))
+                })?,
+                best: Vec::new(),
+                out,
+            },
+        })
+    }
+
+    fn grow(&mut self, groups: usize) {
+        match self {
+            State::SumInt { sums, seen, .. } => {
+                sums.resize(groups, 0);
+                seen.resize(groups, false);
+            }
+            State::SumFloat { sums, seen, .. } => {
+                sums.resize(groups, 0.0);
+                seen.resize(groups, false);
+            }
+            State::SumDecimal { sums, seen, .. } => {
+                sums.resize(groups, 0);
+                seen.resize(groups, false);
+            }
+            State::Count { counts, .. } => counts.resize(groups, 0),
+            State::AvgFloat { sums, counts, .. } => {
+                sums.resize(groups, 0.0);
+                counts.resize(groups, 0);
+            }
+            State::AvgDecimal { sums, counts, .. } => {
+                sums.resize(groups, 0);
+                counts.resize(groups, 0);
+            }
+            State::Extreme { best, .. } => best.resize(groups, None),
+        }
+    }
+
+    fn fold(&mut self, batch: &RecordBatch, gids: &[u32]) -> Result<(), ArrowError> {
+        match self {
+            State::SumInt { column, sums, seen } => {
+                // Spark's default (non-ANSI) sum wraps on overflow rather than failing the query.
+                let array = batch.column(*column);
+                for_each_i64(array, gids, |g, v| {
+                    sums[g] = sums[g].wrapping_add(v);
+                    seen[g] = true;
+                })?;
+            }
+            State::SumFloat { column, sums, seen } => {
+                let array = batch.column(*column).as_primitive::<Float64Type>();
+                for_each_valid(array, gids, |g, i| {
+                    sums[g] += array.value(i);
+                    seen[g] = true;
+                });
+            }
+            State::SumDecimal {
+                column, sums, seen, ..
+            } => {
+                let array = batch.column(*column).as_primitive::<Decimal128Type>();
+                for_each_valid(array, gids, |g, i| {
+                    sums[g] = sums[g].wrapping_add(array.value(i));
+                    seen[g] = true;
+                });
+            }
+            State::Count {
+                column: None,
+                counts,
+            } => {
+                for &g in gids {
+                    counts[g as usize] += 1;
+                }
+            }
+            State::Count {
+                column: Some(column),
+                counts,
+            } => {
+                let array = batch.column(*column);
+                for_each_valid(array.as_ref(), gids, |g, _| counts[g] += 1);
+            }
+            State::AvgFloat {
+                column,
+                sums,
+                counts,
+            } => {
+                let array = batch.column(*column);
+                if let Some(floats) = array.as_primitive_opt::<Float64Type>() {
+                    for_each_valid(floats, gids, |g, i| {
+                        sums[g] += floats.value(i);
+                        counts[g] += 1;
+                    });
+                } else {
+                    for_each_i64(array, gids, |g, v| {
+                        sums[g] += v as f64;
+                        counts[g] += 1;
+                    })?;
+                }
+            }
+            State::AvgDecimal {
+                column,
+                sums,
+                counts,
+                ..
+            } => {
+                let array = batch.column(*column).as_primitive::<Decimal128Type>();
+                for_each_valid(array, gids, |g, i| {
+                    sums[g] = sums[g].wrapping_add(array.value(i));
+                    counts[g] += 1;
+                });
+            }
+            State::Extreme {
+                column,
+                min,
+                converter,
+                best,
+                ..
+            } => {
+                let array = batch.column(*column);
+                let rows = converter.convert_columns(std::slice::from_ref(array))?;
+                for (i, &g) in gids.iter().enumerate() {
+                    if array.is_null(i) {
+                        continue;
+                    }
+                    let row = rows.row(i);
+                    let better = match &best[g as usize] {
+                        None => true,
+                        Some(current) if *min => row < current.row(),
+                        Some(current) => row > current.row(),
+                    };
+                    if better {
+                        best[g as usize] = Some(row.owned());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn output(&self, groups: &[u32]) -> Result<ArrayRef, ArrowError> {
+        let pick = |seen: &[bool], g: u32| seen[g as usize];
+        Ok(match self {
+            State::SumInt { sums, seen, .. } => Arc::new(Int64Array::from_iter(
+                groups
+                    .iter()
+                    .map(|&g| pick(seen, g).then(|| sums[g as usize])),
+            )),
+            State::SumFloat { sums, seen, .. } => Arc::new(Float64Array::from_iter(
+                groups
+                    .iter()
+                    .map(|&g| pick(seen, g).then(|| sums[g as usize])),
+            )),
+            State::SumDecimal {
+                sums, seen, out, ..
+            } => Arc::new(
+                Decimal128Array::from_iter(
+                    groups
+                        .iter()
+                        .map(|&g| pick(seen, g).then(|| sums[g as usize])),
+                )
+                .with_data_type(out.clone()),
+            ),
+            State::Count { counts, .. } => Arc::new(Int64Array::from_iter_values(
+                groups.iter().map(|&g| counts[g as usize]),
+            )),
+            State::AvgFloat { sums, counts, .. } => {
+                Arc::new(Float64Array::from_iter(groups.iter().map(|&g| {
+                    let (sum, n) = (sums[g as usize], counts[g as usize]);
+                    (n > 0).then(|| sum / n as f64)
+                })))
+            }
+            State::AvgDecimal {
+                sums, counts, out, ..
+            } => {
+                // The sum has the input's scale; the average has four more digits, as in Spark.
+                Arc::new(
+                    Decimal128Array::from_iter(groups.iter().map(|&g| {
+                        let (sum, n) = (sums[g as usize], counts[g as usize] as i128);
+                        (n > 0).then(|| sum.saturating_mul(10_000) / n)
+                    }))
+                    .with_data_type(out.clone()),
+                )
+            }
+            State::Extreme {
+                converter,
+                best,
+                out,
+                ..
+            } => {
+                if groups.is_empty() {
+                    return Ok(new_null_array(out, 0));
+                }
+                let null_row = converter.convert_columns(&[new_null_array(out, 1)])?;
+                let rows = groups.iter().map(|&g| match &best[g as usize] {
+                    Some(row) => row.row(),
+                    None => null_row.row(0),
+                });
+                let mut arrays = converter.convert_rows(rows)?;
+                arrays
+                    .pop()
+                    .ok_or_else(|| ArrowError::ComputeError("min/max produced no column".into()))?
+            }
+        })
+    }
+}
+
+/// Calls `f(group, value)` for every non-null value of an INT or BIGINT column.
+fn for_each_i64(
+    array: &ArrayRef,
+    gids: &[u32],
+    mut f: impl FnMut(usize, i64),
+) -> Result<(), ArrowError> {
+    if let Some(ints) = array.as_primitive_opt::<Int32Type>() {
+        for_each_valid(ints, gids, |g, i| f(g, ints.value(i) as i64));
+    } else if let Some(longs) = array.as_primitive_opt::<Int64Type>() {
+        for_each_valid(longs, gids, |g, i| f(g, longs.value(i)));
+    } else {
+        return Err(ArrowError::InvalidArgumentError(format!(
+            "expected an integer column, found {}",
+            array.data_type()
+        )));
+    }
+    Ok(())
+}
+
+/// Calls `f(group, row)` for every row whose value is not null.
+fn for_each_valid(array: &dyn Array, gids: &[u32], mut f: impl FnMut(usize, usize)) {
+    match array.logical_nulls() {
+        None => gids.iter().enumerate().for_each(|(i, &g)| f(g as usize, i)),
+        Some(nulls) => gids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| nulls.is_valid(*i))
+            .for_each(|(i, &g)| f(g as usize, i)),
+    }
+}
+
+impl Aggregate {
+    /// How many groups the state holds.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    fn assign_groups(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
+        let key_columns: Vec<ArrayRef> = self
+            .settings
+            .keys
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        self.group_ids.clear();
+        if key_columns.is_empty() {
+            // No group_by: one global group.
+            if self.groups.is_empty() {
+                self.groups.insert(Box::default(), 0);
+                self.new_group(0);
+            }
+            self.group_ids.resize(batch.num_rows(), 0);
+            return Ok(());
+        }
+        let rows = self.converter.convert_columns(&key_columns)?;
+        for row in rows.iter() {
+            let id = match self.groups.get(row.as_ref()) {
+                Some(&id) => id,
+                None => {
+                    let id = self.groups.len() as u32;
+                    self.groups.insert(row.as_ref().into(), id);
+                    self.keys.push(row);
+                    self.new_group(id);
+                    id
+                }
+            };
+            self.group_ids.push(id);
+        }
+        Ok(())
+    }
+
+    fn new_group(&mut self, id: u32) {
+        let groups = id as usize + 1;
+        self.is_changed.resize(groups, false);
+        for state in &mut self.states {
+            state.grow(groups);
+        }
+    }
+
+    fn output(&self, groups: &[u32]) -> Result<RecordBatch, ArrowError> {
+        let mut columns = if self.settings.keys.is_empty() {
+            Vec::new()
+        } else {
+            self.converter
+                .convert_rows(groups.iter().map(|&g| self.keys.row(g as usize)))?
+        };
+        for state in &self.states {
+            columns.push(state.output(groups)?);
+        }
+        RecordBatch::try_new(self.settings.output.clone(), columns)
+    }
+}
+
+impl Operator for Aggregate {
+    fn output_schema(&self) -> SchemaRef {
+        self.settings.output.clone()
+    }
+
+    fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let context = |e| Error::arrow("aggregate", e);
+        self.assign_groups(&batch).map_err(context)?;
+        for state in &mut self.states {
+            state.fold(&batch, &self.group_ids).map_err(context)?;
+        }
+        for &g in &self.group_ids {
+            if !self.is_changed[g as usize] {
+                self.is_changed[g as usize] = true;
+                self.changed.push(g);
+            }
+        }
+        Ok(None)
+    }
+
+    fn emit(&mut self, mode: OutputMode) -> Result<Option<RecordBatch>> {
+        // Nothing new in this epoch: nothing to say, in any mode.
+        if self.changed.is_empty() {
+            return Ok(None);
+        }
+        let groups: Vec<u32> = match mode {
+            OutputMode::Update => self.changed.clone(),
+            OutputMode::Complete | OutputMode::Append => (0..self.groups.len() as u32).collect(),
+        };
+        self.output(&groups)
+            .map(Some)
+            .map_err(|e| Error::arrow("aggregate output", e))
+    }
+
+    fn end_epoch(&mut self, _epoch: Epoch) -> Result<()> {
+        for &g in &self.changed {
+            self.is_changed[g as usize] = false;
+        }
+        self.changed.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int32Array, StringArray};
+    use weir_core::parse_ddl;
+
+    fn batch(schema: &SchemaRef, shops: &[Option<&str>], counts: &[Option<i32>]) -> RecordBatch {
+        let files = StringArray::from(vec!["f"; shops.len()]);
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(files),
+                Arc::new(StringArray::from(shops.to_vec())),
+                Arc::new(Int32Array::from(counts.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn aggregate(aggregates: &[&str]) -> (SchemaRef, Aggregate) {
+        let schema = parse_ddl("File STRING, Shop STRING, Sale_Count INT").unwrap();
+        let config = AggregateConfig {
+            group_by: vec!["Shop".into()],
+            aggregates: aggregates.iter().map(|s| s.to_string()).collect(),
+        };
+        let agg = config.validate(&schema).unwrap().build().unwrap();
+        (schema, agg)
+    }
+
+    /// Renders each row as `key|v1|v2`, with `null` for nulls.
+    fn rows(batch: &RecordBatch) -> Vec<String> {
+        (0..batch.num_rows())
+            .map(|r| {
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        if c.is_null(r) {
+                            return "null".to_string();
+                        }
+                        if let Some(s) = c.as_string_opt::<i32>() {
+                            return s.value(r).to_string();
+                        }
+                        if let Some(v) = c.as_primitive_opt::<Int64Type>() {
+                            return v.value(r).to_string();
+                        }
+                        if let Some(v) = c.as_primitive_opt::<Int32Type>() {
+                            return v.value(r).to_string();
+                        }
+                        if let Some(v) = c.as_primitive_opt::<Float64Type>() {
+                            return v.value(r).to_string();
+                        }
+                        format!("{:?}", c.data_type())
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_columns_as_spark_does() {
+        let (_, agg) = aggregate(&[
+            "sum(Sale_Count)",
+            "count(*)",
+            "COUNT(Sale_Count)",
+            "avg(Sale_Count) as mean",
+        ]);
+        let names: Vec<_> = agg
+            .output_schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Shop",
+                "sum(Sale_Count)",
+                "count(1)",
+                "count(Sale_Count)",
+                "mean"
+            ]
+        );
+        assert_eq!(agg.output_schema().field(1).data_type(), &DataType::Int64);
+    }
+
+    #[test]
+    fn computes_every_function_with_sql_null_rules() {
+        let (schema, mut agg) = aggregate(&[
+            "sum(Sale_Count)",
+            "count(*)",
+            "count(Sale_Count)",
+            "min(Sale_Count)",
+            "max(Sale_Count)",
+            "avg(Sale_Count)",
+        ]);
+        agg.process(batch(
+            &schema,
+            &[Some("a"), Some("b"), Some("a"), None],
+            &[Some(1), None, Some(4), Some(7)],
+        ))
+        .unwrap();
+        let out = agg.emit(OutputMode::Complete).unwrap().unwrap();
+        assert_eq!(
+            rows(&out),
+            [
+                "a|5|2|2|1|4|2.5",
+                "b|null|1|0|null|null|null",
+                "null|7|1|1|7|7|7"
+            ]
+        );
+    }
+
+    #[test]
+    fn update_emits_only_changed_groups_and_complete_emits_all() {
+        let (schema, mut agg) = aggregate(&["sum(Sale_Count)"]);
+        agg.process(batch(&schema, &[Some("a"), Some("b")], &[Some(1), Some(2)]))
+            .unwrap();
+        agg.end_epoch(Epoch(1)).unwrap();
+        agg.process(batch(&schema, &[Some("b")], &[Some(10)]))
+            .unwrap();
+        assert_eq!(
+            rows(&agg.emit(OutputMode::Update).unwrap().unwrap()),
+            ["b|12"]
+        );
+        assert_eq!(
+            rows(&agg.emit(OutputMode::Complete).unwrap().unwrap()),
+            ["a|1", "b|12"]
+        );
+        agg.end_epoch(Epoch(2)).unwrap();
+        assert!(
+            agg.emit(OutputMode::Complete).unwrap().is_none(),
+            "an epoch with no input emits nothing"
+        );
+    }
+
+    #[test]
+    fn min_and_max_work_on_strings() {
+        let schema = parse_ddl("File STRING, Shop STRING, Sale_Count INT").unwrap();
+        let config = AggregateConfig {
+            group_by: vec![],
+            aggregates: vec!["min(Shop)".into(), "max(Shop)".into()],
+        };
+        let mut agg = config.validate(&schema).unwrap().build().unwrap();
+        agg.process(batch(
+            &schema,
+            &[Some("m"), Some("c"), None, Some("x")],
+            &[None, None, None, None],
+        ))
+        .unwrap();
+        assert_eq!(
+            rows(&agg.emit(OutputMode::Complete).unwrap().unwrap()),
+            ["c|x"]
+        );
+    }
+
+    #[test]
+    fn validation_lists_columns_and_refuses_sums_of_strings() {
+        let schema = parse_ddl("File STRING, Shop STRING, Sale_Count INT").unwrap();
+        let config = AggregateConfig {
+            group_by: vec!["Shopp".into()],
+            aggregates: vec![
+                "sum(Shop)".into(),
+                "median(Sale_Count)".into(),
+                "sum(Nope)".into(),
+            ],
+        };
+        let errors = config.validate(&schema).unwrap_err();
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 4, "{text:?}");
+        assert!(
+            text[0].starts_with(
+                "group_by[0]: unknown column \"Shopp\" (the input has File, Shop, Sale_Count)"
+            ),
+            "{text:?}"
+        );
+        assert!(
+            text[1].contains("sum(Shop) needs a numeric column, but \"Shop\" is STRING"),
+            "{text:?}"
+        );
+        assert!(text[2].contains("unknown function \"median\""), "{text:?}");
+        assert!(text[3].contains("unknown column \"Nope\""), "{text:?}");
+    }
+}
