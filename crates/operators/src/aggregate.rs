@@ -167,10 +167,12 @@ fn parse_aggregate(text: &str, input: &Schema) -> Result<AggregateSpec, String> 
     let out_type = match function {
         Function::Count => DataType::Int64,
         Function::Min | Function::Max => data_type.clone(),
-        Function::Sum | Function::Avg if !numeric => return Err(format!(
+        Function::Sum | Function::Avg if !numeric => {
+            return Err(format!(
             "{function_name}({column_name}) needs a numeric column, but \"{column_name}\" is {}",
             type_name(data_type)
-        )),
+        ))
+        }
         // Spark's result types: sums widen so that they do not overflow early.
         Function::Sum => match data_type {
             DataType::Float64 => DataType::Float64,

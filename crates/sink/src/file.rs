@@ -1,0 +1,459 @@
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use serde::Deserialize;
+use weir_core::{ConfigError, Epoch, Error, OutputMode, Result, Sink};
+
+/// The hidden folder, inside a file sink's folder, that holds in-progress and pending files.
+/// Readers skip names that start with `_` or `.`, as Spark, pyarrow and DuckDB globs do.
+pub const TMP_DIR: &str = "_tmp";
+
+/// The column that `update` mode adds to file output: the epoch that changed the row.
+pub const EPOCH_COLUMN: &str = "epoch";
+
+/// The file formats a file sink writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Apache Parquet (`type = "parquet"`).
+    Parquet,
+    /// Delimited text with a header line (`type = "csv"`).
+    Csv,
+}
+
+impl FileFormat {
+    /// The file name extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Parquet => "parquet",
+            FileFormat::Csv => "csv",
+        }
+    }
+}
+
+/// A `type = "parquet"` or `type = "csv"` sink as written in the pipeline file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    /// Folder the committed files appear in. Created if missing.
+    pub path: String,
+    /// csv only: write a header line. Default `true`.
+    #[serde(default)]
+    pub header: Option<bool>,
+    /// csv only: field separator, one character. Default `","`.
+    #[serde(default)]
+    pub sep: Option<String>,
+    /// parquet only: `"snappy"` (default, as in Spark) or `"none"`.
+    #[serde(default)]
+    pub compression: Option<String>,
+}
+
+/// A validated file sink config, bound to its format, input schema and output mode.
+#[derive(Debug, Clone)]
+pub struct FileSinkSettings {
+    /// The folder committed files appear in.
+    pub dir: PathBuf,
+    format: FileFormat,
+    mode: OutputMode,
+    /// The schema of the files: the input's, plus [`EPOCH_COLUMN`] in update mode.
+    schema: SchemaRef,
+    header: bool,
+    sep: u8,
+    compression: Compression,
+}
+
+impl FileSinkConfig {
+    /// Checks the config for `format`, `input` and `mode`; reports every problem with keys
+    /// relative to the sink.
+    pub fn validate(
+        &self,
+        format: FileFormat,
+        input: &Schema,
+        mode: OutputMode,
+    ) -> Result<FileSinkSettings, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        if self.path.trim().is_empty() {
+            errors.push(ConfigError::new("path", "must name the output folder"));
+        }
+        let only = |key: &str, set: bool, wanted: FileFormat, errors: &mut Vec<ConfigError>| {
+            if set && format != wanted {
+                errors.push(ConfigError::new(
+                    key,
+                    format!("applies to {} sinks only", wanted.extension()),
+                ));
+            }
+        };
+        only(
+            "header",
+            self.header.is_some(),
+            FileFormat::Csv,
+            &mut errors,
+        );
+        only("sep", self.sep.is_some(), FileFormat::Csv, &mut errors);
+        only(
+            "compression",
+            self.compression.is_some(),
+            FileFormat::Parquet,
+            &mut errors,
+        );
+        let sep = match self.sep.as_deref().unwrap_or(",").as_bytes() {
+            [b] if b.is_ascii() => *b,
+            _ => {
+                errors.push(ConfigError::new(
+                    "sep",
+                    "must be exactly one ASCII character",
+                ));
+                b','
+            }
+        };
+        let compression = match self.compression.as_deref().unwrap_or("snappy") {
+            "snappy" => Compression::SNAPPY,
+            "none" | "uncompressed" => Compression::UNCOMPRESSED,
+            other => {
+                errors.push(ConfigError::new(
+                    "compression",
+                    format!("unknown compression \"{other}\" (expected \"snappy\" or \"none\")"),
+                ));
+                Compression::UNCOMPRESSED
+            }
+        };
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+        if mode == OutputMode::Update {
+            if input.index_of(EPOCH_COLUMN).is_ok() {
+                errors.push(ConfigError::new(
+                    "output_mode",
+                    format!("update mode adds a column \"{EPOCH_COLUMN}\", but the input already has one (rename it with `as`)"),
+                ));
+            }
+            fields.push(Field::new(EPOCH_COLUMN, DataType::Int64, false));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(FileSinkSettings {
+            dir: PathBuf::from(&self.path),
+            format,
+            mode,
+            schema: Arc::new(Schema::new(fields)),
+            header: self.header.unwrap_or(true),
+            sep,
+            compression,
+        })
+    }
+}
+
+impl FileSinkSettings {
+    /// Creates the folders and the running sink. Refuses a folder that already holds committed
+    /// output of this sink's kind: without a checkpoint to resume from, a second run would
+    /// overwrite or duplicate the first run's rows.
+    pub fn build(&self) -> Result<FileSink> {
+        let tmp = self.dir.join(TMP_DIR);
+        fs::create_dir_all(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+        let ext = format!(".{}", self.format.extension());
+        for entry in fs::read_dir(&self.dir).map_err(|e| Error::io("cannot list", &self.dir, e))? {
+            let entry = entry.map_err(|e| Error::io("cannot list", &self.dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if (name.starts_with("part-") || name.starts_with("result.")) && name.ends_with(&ext) {
+                return Err(Error::Input(format!(
+                    "{} already holds output of an earlier run ({name}); empty the folder or choose another path",
+                    self.dir.display()
+                )));
+            }
+        }
+        // In-progress files are never part of a checkpoint: whatever a crash left is garbage.
+        for entry in fs::read_dir(&tmp).map_err(|e| Error::io("cannot list", &tmp, e))? {
+            let path = entry.map_err(|e| Error::io("cannot list", &tmp, e))?.path();
+            if path.extension().is_some_and(|x| x == "inprogress") {
+                fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+            }
+        }
+        Ok(FileSink {
+            settings: self.clone(),
+            tmp,
+            epoch: Epoch(1),
+            writer: None,
+            pending: Vec::new(),
+        })
+    }
+}
+
+/// Writes an epoch's rows to a hidden file and renames it into place when the epoch commits.
+pub struct FileSink {
+    settings: FileSinkSettings,
+    tmp: PathBuf,
+    /// The epoch whose rows are being written.
+    epoch: Epoch,
+    writer: Option<(PathBuf, Writer)>,
+    /// Closed files waiting for their epoch to commit: (epoch, hidden path, final path).
+    pending: Vec<(Epoch, PathBuf, PathBuf)>,
+}
+
+enum Writer {
+    Parquet(Box<ArrowWriter<BufWriter<File>>>),
+    Csv(arrow_csv::Writer<BufWriter<File>>),
+}
+
+impl FileSink {
+    fn file_name(&self, epoch: Epoch) -> String {
+        let ext = self.settings.format.extension();
+        match self.settings.mode {
+            // One table, replaced whole at every epoch.
+            OutputMode::Complete => format!("result.{ext}"),
+            // Deterministic per (epoch, part): a re-run of an epoch writes the same name.
+            OutputMode::Append | OutputMode::Update => {
+                format!("part-{:06}-{:04}.{ext}", epoch.0, 0)
+            }
+        }
+    }
+
+    fn open(&self) -> Result<(PathBuf, Writer)> {
+        let name = format!(
+            "part-{:06}-{:04}.{}.inprogress",
+            self.epoch.0,
+            0,
+            self.settings.format.extension()
+        );
+        let path = self.tmp.join(name);
+        let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
+        let out = BufWriter::with_capacity(1 << 20, file);
+        let schema = self.settings.schema.clone();
+        let writer = match self.settings.format {
+            FileFormat::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(self.settings.compression)
+                    .build();
+                Writer::Parquet(Box::new(
+                    ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| {
+                        Error::Internal(format!("parquet writer for {}: {e}", path.display()))
+                    })?,
+                ))
+            }
+            FileFormat::Csv => Writer::Csv(
+                arrow_csv::WriterBuilder::new()
+                    .with_header(self.settings.header)
+                    .with_delimiter(self.settings.sep)
+                    .build(out),
+            ),
+        };
+        Ok((path, writer))
+    }
+
+    fn with_epoch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        if self.settings.mode != OutputMode::Update {
+            return Ok(batch.clone());
+        }
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(Int64Array::from_value(
+            self.epoch.0 as i64,
+            batch.num_rows(),
+        )));
+        RecordBatch::try_new(self.settings.schema.clone(), columns)
+            .map_err(|e| Error::arrow("file sink", e))
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("cannot sync", dir, e))
+}
+
+impl Sink for FileSink {
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let batch = self.with_epoch(batch)?;
+        if self.writer.is_none() {
+            self.writer = Some(self.open()?);
+        }
+        if let Some((path, writer)) = &mut self.writer {
+            let failed = |e: String| Error::Io {
+                action: "cannot write",
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            };
+            match writer {
+                Writer::Parquet(w) => w.write(&batch).map_err(|e| failed(e.to_string()))?,
+                Writer::Csv(w) => w.write(&batch).map_err(|e| failed(e.to_string()))?,
+            }
+        }
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, epoch: Epoch) -> Result<()> {
+        if let Some((path, writer)) = self.writer.take() {
+            let failed = |e: String| Error::Io {
+                action: "cannot finish",
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            };
+            let out = match writer {
+                Writer::Parquet(w) => w.into_inner().map_err(|e| failed(e.to_string()))?,
+                Writer::Csv(w) => w.into_inner(),
+            };
+            let file = out
+                .into_inner()
+                .map_err(|e| failed(e.error().to_string()))?;
+            file.sync_all()
+                .map_err(|e| Error::io("cannot sync", &path, e))?;
+            let pending = path.with_extension("");
+            fs::rename(&path, &pending).map_err(|e| Error::io("cannot rename", &path, e))?;
+            let final_path = self.settings.dir.join(self.file_name(epoch));
+            self.pending.push((epoch, pending, final_path));
+        }
+        self.epoch = epoch.next();
+        Ok(())
+    }
+
+    fn commit(&mut self, epoch: Epoch) -> Result<()> {
+        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|(e, _, _)| *e <= epoch);
+        self.pending = later;
+        if ready.is_empty() {
+            return Ok(());
+        }
+        for (_, pending, final_path) in &ready {
+            match fs::rename(pending, final_path) {
+                Ok(()) => {}
+                // Already committed: the hidden file is gone and the final one is there.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && final_path.exists() => {}
+                Err(e) => return Err(Error::io("cannot commit", pending, e)),
+            }
+        }
+        sync_dir(&self.settings.dir)
+    }
+
+    fn close(&mut self) -> Result<()> {
+        // An epoch that never reached its barrier leaves nothing visible.
+        if let Some((path, _)) = self.writer.take() {
+            fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int32Array, StringArray};
+    use weir_core::parse_ddl;
+
+    fn batch(schema: &SchemaRef, shops: &[&str], counts: &[i32]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(shops.to_vec())),
+                Arc::new(Int32Array::from(counts.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn visible(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('_') && !n.starts_with('.'))
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn sink(dir: &Path, format: FileFormat, mode: OutputMode) -> (SchemaRef, FileSink) {
+        let schema = parse_ddl("Shop STRING, Sale_Count INT").unwrap();
+        let config = FileSinkConfig {
+            path: dir.display().to_string(),
+            ..FileSinkConfig::default()
+        };
+        let sink = config
+            .validate(format, &schema, mode)
+            .unwrap()
+            .build()
+            .unwrap();
+        (schema, sink)
+    }
+
+    #[test]
+    fn files_appear_only_when_their_epoch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (schema, mut sink) = sink(dir.path(), FileFormat::Csv, OutputMode::Append);
+        sink.write(&batch(&schema, &["a"], &[1])).unwrap();
+        assert!(visible(dir.path()).is_empty());
+        sink.pre_commit(Epoch(1)).unwrap();
+        assert!(visible(dir.path()).is_empty(), "pending files stay hidden");
+        sink.pre_commit(Epoch(2)).unwrap(); // an empty epoch writes no file
+        sink.commit(Epoch(2)).unwrap();
+        sink.commit(Epoch(2)).unwrap(); // commit is idempotent
+        assert_eq!(visible(dir.path()), ["part-000001-0000.csv"]);
+        let text = fs::read_to_string(dir.path().join("part-000001-0000.csv")).unwrap();
+        assert_eq!(text, "Shop,Sale_Count\na,1\n");
+    }
+
+    #[test]
+    fn complete_mode_replaces_one_result_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (schema, mut sink) = sink(dir.path(), FileFormat::Csv, OutputMode::Complete);
+        for (epoch, count) in [(1, 5), (2, 9)] {
+            sink.write(&batch(&schema, &["a"], &[count])).unwrap();
+            sink.pre_commit(Epoch(epoch)).unwrap();
+            sink.commit(Epoch(epoch)).unwrap();
+        }
+        assert_eq!(visible(dir.path()), ["result.csv"]);
+        assert_eq!(
+            fs::read_to_string(dir.path().join("result.csv")).unwrap(),
+            "Shop,Sale_Count\na,9\n"
+        );
+    }
+
+    #[test]
+    fn update_mode_adds_the_epoch_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let (schema, mut sink) = sink(dir.path(), FileFormat::Csv, OutputMode::Update);
+        sink.write(&batch(&schema, &["a"], &[3])).unwrap();
+        sink.pre_commit(Epoch(1)).unwrap();
+        sink.commit(Epoch(1)).unwrap();
+        let text = fs::read_to_string(dir.path().join("part-000001-0000.csv")).unwrap();
+        assert_eq!(text, "Shop,Sale_Count,epoch\na,3,1\n");
+    }
+
+    #[test]
+    fn refuses_a_folder_with_output_of_an_earlier_run() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("part-000001-0000.parquet"), b"x").unwrap();
+        let schema = parse_ddl("Shop STRING").unwrap();
+        let config = FileSinkConfig {
+            path: dir.path().display().to_string(),
+            ..FileSinkConfig::default()
+        };
+        let settings = config
+            .validate(FileFormat::Parquet, &schema, OutputMode::Append)
+            .unwrap();
+        let err = settings.build().err().unwrap().to_string();
+        assert!(
+            err.contains("already holds output of an earlier run"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn options_of_the_other_format_are_refused() {
+        let schema = parse_ddl("Shop STRING").unwrap();
+        let config = FileSinkConfig {
+            path: "x".into(),
+            sep: Some(";".into()),
+            ..FileSinkConfig::default()
+        };
+        let errors = config
+            .validate(FileFormat::Parquet, &schema, OutputMode::Append)
+            .unwrap_err();
+        assert_eq!(errors[0].to_string(), "sep: applies to csv sinks only");
+    }
+}
