@@ -1,1 +1,205 @@
-fn main() {}
+//! The `weir` command: run, validate, show and graph streaming pipelines.
+
+mod show;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context as _};
+use clap::{Args, Parser, Subcommand};
+use weir::{BarrierKind, ConfigErrors, PipelineSpec, Registry};
+
+/// Weir: exactly-once streaming pipelines described in TOML.
+#[derive(Parser)]
+#[command(name = "weir", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log level for messages on standard error (error, warn, info, debug, trace). RUST_LOG
+    /// overrides it.
+    #[arg(long, global = true, default_value = "warn")]
+    log_level: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline. Bounded triggers (once, available_now) exit 0 after their last epoch;
+    /// SIGINT or SIGTERM finishes the current epoch, commits it and exits 0.
+    Run(PipelineArgs),
+    /// Check a pipeline file and print every error at once; nothing is started.
+    Validate(PipelineArgs),
+    /// Print the committed output of a sink (a parquet or CSV folder or file) as a table.
+    Show(ShowArgs),
+    /// Print the actor graph of a pipeline.
+    Graph(PipelineArgs),
+}
+
+#[derive(Args)]
+struct PipelineArgs {
+    /// The pipeline file.
+    pipeline: PathBuf,
+    /// Override a setting, for example --set sinks.archive.path=./out (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
+    overrides: Vec<(String, String)>,
+    /// Print no per-epoch progress lines (run only).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct ShowArgs {
+    /// A folder written by a file sink, or one file in it.
+    path: PathBuf,
+    /// Rows to print at most.
+    #[arg(long, short = 'n', default_value_t = 20)]
+    num_rows: usize,
+    /// Print values whole instead of cutting them to 20 characters.
+    #[arg(long)]
+    no_truncate: bool,
+    /// Field separator of CSV files.
+    #[arg(long, default_value = ",")]
+    sep: char,
+}
+
+fn parse_override(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "\"{text}\" is not KEY=VALUE (for example sinks.archive.path=./out)"
+        )),
+    }
+}
+
+/// How a command failed: the exit code depends on who must act.
+enum Failure {
+    /// Bad configuration or usage: exit 2.
+    Config(ConfigErrors),
+    /// Anything while running: exit 1.
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Validate(args) => load(&args).map(|spec| {
+            println!("{}: ok\n{}", args.pipeline.display(), spec.graph_text());
+        }),
+        Command::Graph(args) => load(&args).map(|spec| print!("{}", spec.graph_text())),
+        Command::Show(args) => show::show(&args.path, args.num_rows, !args.no_truncate, args.sep)
+            .map_err(Failure::Runtime),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(errors)) => {
+            eprintln!("{errors}");
+            eprintln!("{} error(s) in {}", errors.errors.len(), errors.file);
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(error)) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load(args: &PipelineArgs) -> Result<PipelineSpec, Failure> {
+    PipelineSpec::from_file(&args.pipeline, &args.overrides, &Registry::default())
+        .map_err(Failure::Config)
+}
+
+fn run(args: PipelineArgs) -> Result<(), Failure> {
+    let spec = load(&args)?;
+    let started = Instant::now();
+    let system = actix_rt::System::new();
+    let quiet = args.quiet;
+    let outcome = system.block_on(async move {
+        let handle = spec.start().context("cannot start the pipeline")?;
+        let stopper = handle.stopper();
+        actix_rt::spawn(async move {
+            wait_for_signal().await;
+            eprintln!("weir: stopping after the current epoch (signal again to abort)");
+            stopper.stop();
+            wait_for_signal().await;
+            eprintln!("weir: aborted");
+            std::process::exit(130);
+        });
+        let metrics = handle.metrics().to_vec();
+        let read = move || -> u64 {
+            metrics
+                .iter()
+                .filter(|(name, _)| name.starts_with("sources."))
+                .map(|(_, m)| m.rows_in.load(Ordering::Relaxed))
+                .sum()
+        };
+        let mut progress = handle.progress();
+        let reporter_read = read.clone();
+        actix_rt::spawn(async move {
+            while let Ok(p) = progress.recv().await {
+                if quiet {
+                    continue;
+                }
+                let files = p
+                    .admitted
+                    .map(|n| format!(", {n} new file(s)"))
+                    .unwrap_or_default();
+                let last = if p.kind == BarrierKind::Final {
+                    " (final)"
+                } else {
+                    ""
+                };
+                eprintln!(
+                    "weir: epoch {} committed{last} in {} ms{files}; {} rows read so far",
+                    p.epoch,
+                    p.duration.as_millis(),
+                    reporter_read()
+                );
+            }
+        });
+        let last = handle.wait().await.map_err(|e| anyhow!(e))?;
+        Ok::<_, anyhow::Error>((last, read()))
+    });
+    let (last, rows) = outcome?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !quiet {
+        eprintln!(
+            "weir: done: {rows} rows in {seconds:.2} s ({:.0} rows/s), last epoch {last}",
+            rows as f64 / seconds.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+/// The first SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        // Without signal handlers the default action (exit) applies; nothing to wait for.
+        _ => std::future::pending::<()>().await,
+    }
+}

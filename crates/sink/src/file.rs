@@ -196,7 +196,7 @@ pub struct FileSink {
 
 enum Writer {
     Parquet(Box<ArrowWriter<BufWriter<File>>>),
-    Csv(arrow_csv::Writer<BufWriter<File>>),
+    Csv(Box<arrow_csv::Writer<BufWriter<File>>>),
 }
 
 impl FileSink {
@@ -234,12 +234,12 @@ impl FileSink {
                     })?,
                 ))
             }
-            FileFormat::Csv => Writer::Csv(
+            FileFormat::Csv => Writer::Csv(Box::new(
                 arrow_csv::WriterBuilder::new()
                     .with_header(self.settings.header)
                     .with_delimiter(self.settings.sep)
                     .build(out),
-            ),
+            )),
         };
         Ok((path, writer))
     }

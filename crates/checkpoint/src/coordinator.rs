@@ -1,0 +1,338 @@
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures::future::join_all;
+use tokio::sync::{broadcast, oneshot};
+use weir_core::{Barrier, BarrierKind, Epoch, Error};
+
+use crate::messages::{
+    Ack, Admission, Admit, BarrierEmitted, Commit, InjectBarrier, RequestStop, RunContinuous,
+    StageFailed, StartEpoch, Trigger, Wire,
+};
+
+/// How a run ended: `Ok` with the last committed epoch, or the first stage failure.
+pub type RunResult = Result<Epoch, Error>;
+
+/// Published after every committed epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochCompleted {
+    /// The epoch that committed.
+    pub epoch: Epoch,
+    /// Whether it was the last one.
+    pub kind: BarrierKind,
+    /// Input units (files) admitted into it; `None` under the continuous trigger.
+    pub admitted: Option<usize>,
+    /// From barrier injection to the end of the sinks' commits.
+    pub duration: Duration,
+}
+
+struct InFlight {
+    kind: BarrierKind,
+    acks: usize,
+    emitted: usize,
+    admitted: Option<usize>,
+    injected: Instant,
+}
+
+/// Owns epochs: starts them as the trigger says, injects barriers, collects acks, commits.
+pub struct Coordinator {
+    trigger: Trigger,
+    wire: Option<Wire>,
+    next_epoch: Epoch,
+    in_flight: BTreeMap<Epoch, InFlight>,
+    /// A `StartEpoch` round is under way.
+    planning: bool,
+    /// A processing-time tick came while an epoch was still running.
+    tick_due: bool,
+    stopping: bool,
+    final_injected: bool,
+    done: Option<oneshot::Sender<RunResult>>,
+    progress: broadcast::Sender<EpochCompleted>,
+}
+
+impl Coordinator {
+    /// A coordinator for `trigger`. The returned receiver resolves when the run ends; progress
+    /// records go to `progress`.
+    pub fn new(
+        trigger: Trigger,
+        progress: broadcast::Sender<EpochCompleted>,
+    ) -> (Self, oneshot::Receiver<RunResult>) {
+        let (done, finished) = oneshot::channel();
+        let coordinator = Coordinator {
+            trigger,
+            wire: None,
+            next_epoch: Epoch(1),
+            in_flight: BTreeMap::new(),
+            planning: false,
+            tick_due: false,
+            stopping: false,
+            final_injected: false,
+            done: Some(done),
+            progress,
+        };
+        (coordinator, finished)
+    }
+
+    fn finish(&mut self, result: RunResult, ctx: &mut Context<Self>) {
+        if let Some(done) = self.done.take() {
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "pipeline failed");
+            }
+            // The receiver may be gone if the caller stopped waiting; nothing else to tell.
+            let _ = done.send(result);
+        }
+        ctx.stop();
+    }
+
+    fn sources(&self) -> usize {
+        self.wire.as_ref().map_or(0, |w| w.sources.len())
+    }
+
+    /// Plans the next epoch of a triggered run: every source discovers and admits input, then
+    /// the barrier goes in behind that input.
+    fn start_epoch(&mut self, ctx: &mut Context<Self>) {
+        let Some(wire) = &self.wire else { return };
+        if self.planning || self.final_injected {
+            return;
+        }
+        if let Trigger::Continuous { .. } = self.trigger {
+            if self.stopping {
+                self.inject(BarrierKind::Final, false, None);
+            }
+            return;
+        }
+        let epoch = self.next_epoch;
+        let first = epoch == Epoch(1);
+        let (discover, admit) = match (self.stopping, self.trigger) {
+            (true, _) => (false, Admit::Nothing),
+            (false, Trigger::Once) => (true, Admit::All),
+            // Everything available *at start*: list once, then work through that backlog.
+            (false, Trigger::AvailableNow) => (first, Admit::Limited),
+            (false, _) => (true, Admit::Limited),
+        };
+        let requests: Vec<_> = wire
+            .sources
+            .iter()
+            .map(|s| {
+                s.start.send(StartEpoch {
+                    epoch,
+                    discover,
+                    admit,
+                })
+            })
+            .collect();
+        self.planning = true;
+        ctx.wait(
+            join_all(requests)
+                .into_actor(self)
+                .map(move |replies, act, ctx| {
+                    act.planning = false;
+                    let mut total = Admission::default();
+                    for reply in replies {
+                        match reply {
+                            Ok(Ok(a)) => {
+                                total.admitted += a.admitted;
+                                total.backlog += a.backlog;
+                            }
+                            Ok(Err(error)) => return act.finish(Err(error), ctx),
+                            Err(e) => {
+                                return act.finish(
+                                    Err(Error::Stopped(format!("a source stopped: {e}"))),
+                                    ctx,
+                                )
+                            }
+                        }
+                    }
+                    let kind = match act.trigger {
+                        _ if act.stopping => BarrierKind::Final,
+                        Trigger::Once => BarrierKind::Final,
+                        Trigger::AvailableNow if total.backlog == 0 => BarrierKind::Final,
+                        _ => BarrierKind::Checkpoint,
+                    };
+                    if kind == BarrierKind::Checkpoint && total.admitted == 0 {
+                        // Nothing new: like Spark, a processing-time trigger runs no empty epoch.
+                        return;
+                    }
+                    act.inject(kind, true, Some(total.admitted));
+                }),
+        );
+    }
+
+    fn inject(&mut self, kind: BarrierKind, drain: bool, admitted: Option<usize>) {
+        let Some(wire) = &self.wire else { return };
+        let epoch = self.next_epoch;
+        self.next_epoch = epoch.next();
+        self.final_injected = kind == BarrierKind::Final;
+        let barrier = Barrier { epoch, kind };
+        tracing::debug!(%epoch, ?kind, "injecting barrier");
+        for source in &wire.sources {
+            source.inject.do_send(InjectBarrier { barrier, drain });
+        }
+        self.in_flight.insert(
+            epoch,
+            InFlight {
+                kind,
+                acks: 0,
+                emitted: 0,
+                admitted,
+                injected: Instant::now(),
+            },
+        );
+        if wire.ackers == 0 {
+            tracing::warn!("pipeline has no operators or sinks");
+        }
+    }
+
+    fn complete(&mut self, epoch: Epoch, ctx: &mut Context<Self>) {
+        let Some(state) = self.in_flight.remove(&epoch) else {
+            return;
+        };
+        let Some(wire) = &self.wire else { return };
+        let last = state.kind == BarrierKind::Final;
+        let commits: Vec<_> = wire
+            .sinks
+            .iter()
+            .map(|sink| sink.send(Commit { epoch, last }))
+            .collect();
+        ctx.spawn(
+            join_all(commits)
+                .into_actor(self)
+                .map(move |replies, act, ctx| {
+                    for reply in replies {
+                        match reply {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => return act.finish(Err(error), ctx),
+                            Err(e) => {
+                                return act.finish(
+                                    Err(Error::Stopped(format!("a sink stopped: {e}"))),
+                                    ctx,
+                                )
+                            }
+                        }
+                    }
+                    // Nobody listening is fine: progress is for whoever subscribes.
+                    let _ = act.progress.send(EpochCompleted {
+                        epoch,
+                        kind: state.kind,
+                        admitted: state.admitted,
+                        duration: state.injected.elapsed(),
+                    });
+                    if last {
+                        return act.finish(Ok(epoch), ctx);
+                    }
+                    let idle = act.in_flight.is_empty() && !act.planning;
+                    if act.stopping && idle {
+                        act.start_epoch(ctx);
+                    } else if act.tick_due && idle {
+                        act.tick_due = false;
+                        act.start_epoch(ctx);
+                    }
+                }),
+        );
+    }
+}
+
+impl Actor for Coordinator {
+    type Context = Context<Self>;
+}
+
+impl Handler<Wire> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, wire: Wire, ctx: &mut Context<Self>) {
+        self.wire = Some(wire);
+        match self.trigger {
+            Trigger::Continuous { interval } => {
+                if let Some(wire) = &self.wire {
+                    // Looking for files more often than barriers keeps latency below the interval.
+                    let poll = interval.min(Duration::from_millis(100));
+                    for source in &wire.sources {
+                        source.run.do_send(RunContinuous { poll });
+                    }
+                }
+                ctx.run_interval(interval, |act, _ctx| {
+                    if act.in_flight.is_empty() && !act.final_injected {
+                        act.inject(BarrierKind::Checkpoint, false, None);
+                    }
+                });
+            }
+            Trigger::ProcessingTime { interval } => {
+                self.start_epoch(ctx);
+                ctx.run_interval(interval, |act, ctx| {
+                    if act.in_flight.is_empty() && !act.planning {
+                        act.start_epoch(ctx);
+                    } else {
+                        act.tick_due = true;
+                    }
+                });
+            }
+            Trigger::Once | Trigger::AvailableNow => self.start_epoch(ctx),
+        }
+    }
+}
+
+impl Handler<BarrierEmitted> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: BarrierEmitted, ctx: &mut Context<Self>) {
+        let sources = self.sources();
+        let Some(state) = self.in_flight.get_mut(&msg.epoch) else {
+            return;
+        };
+        state.emitted += 1;
+        // available_now reads ahead: the next epoch's input is admitted as soon as every
+        // source has let this epoch's barrier go, while downstream stages still work on it.
+        if state.emitted == sources
+            && state.kind == BarrierKind::Checkpoint
+            && self.trigger == Trigger::AvailableNow
+            && !self.stopping
+        {
+            self.start_epoch(ctx);
+        }
+    }
+}
+
+impl Handler<Ack> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, ack: Ack, ctx: &mut Context<Self>) {
+        let ackers = self.wire.as_ref().map_or(0, |w| w.ackers);
+        let Some(state) = self.in_flight.get_mut(&ack.epoch) else {
+            tracing::warn!(epoch = %ack.epoch, "ack for an epoch that is not in flight");
+            return;
+        };
+        state.acks += 1;
+        // Epochs complete in order: every stage handles barriers in order.
+        if state.acks >= ackers {
+            self.complete(ack.epoch, ctx);
+        }
+    }
+}
+
+impl Handler<StageFailed> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, msg: StageFailed, ctx: &mut Context<Self>) {
+        let error = match msg.error {
+            Error::Input(text) => Error::Input(format!("{}: {text}", msg.stage)),
+            other => Error::Stopped(format!("{}: {other}", msg.stage)),
+        };
+        self.finish(Err(error), ctx);
+    }
+}
+
+impl Handler<RequestStop> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, _: RequestStop, ctx: &mut Context<Self>) {
+        if self.stopping {
+            return;
+        }
+        tracing::info!("stopping after the current epoch");
+        self.stopping = true;
+        if self.in_flight.is_empty() && !self.planning {
+            self.start_epoch(ctx);
+        }
+    }
+}

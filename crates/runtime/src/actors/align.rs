@@ -1,0 +1,155 @@
+//! Barrier alignment for stages with several inputs (design.md §2): after barrier *n* arrives
+//! on input *i*, data from *i* waits until barrier *n* has arrived on every input.
+
+use std::collections::VecDeque;
+
+use arrow_array::RecordBatch;
+use tokio::sync::oneshot;
+use weir_core::{Barrier, StreamMessage};
+
+/// What a stage does next, in order.
+pub(crate) enum Step {
+    Data(RecordBatch),
+    Barrier(Barrier),
+}
+
+/// The answer to a message offered to the aligner.
+pub(crate) enum Offer {
+    /// Its input is blocked: the sender's reply waits for this signal, which holds the sender
+    /// back, so at most one message per blocked input is ever held.
+    Parked(oneshot::Receiver<()>),
+    /// Steps to take now; `release` are held messages that these steps consumed, whose
+    /// senders may be answered once the steps are done.
+    Ready {
+        steps: Vec<Step>,
+        release: Vec<oneshot::Sender<()>>,
+    },
+}
+
+pub(crate) struct Aligner {
+    blocked: Vec<bool>,
+    held: Vec<VecDeque<(StreamMessage, oneshot::Sender<()>)>>,
+}
+
+impl Aligner {
+    pub(crate) fn new(inputs: usize) -> Self {
+        Aligner {
+            blocked: vec![false; inputs],
+            held: (0..inputs).map(|_| VecDeque::new()).collect(),
+        }
+    }
+
+    pub(crate) fn offer(&mut self, port: usize, message: StreamMessage) -> Offer {
+        if self.blocked.get(port).copied().unwrap_or(false) {
+            let (tx, rx) = oneshot::channel();
+            self.held[port].push_back((message, tx));
+            return Offer::Parked(rx);
+        }
+        let mut steps = Vec::new();
+        let mut release = Vec::new();
+        self.feed(port, message, &mut steps);
+        // An alignment that completed unblocks inputs whose held messages can now flow.
+        loop {
+            let mut progressed = false;
+            for p in 0..self.blocked.len() {
+                while !self.blocked[p] {
+                    let Some((message, tx)) = self.held[p].pop_front() else {
+                        break;
+                    };
+                    self.feed(p, message, &mut steps);
+                    release.push(tx);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        Offer::Ready { steps, release }
+    }
+
+    fn feed(&mut self, port: usize, message: StreamMessage, steps: &mut Vec<Step>) {
+        match message {
+            StreamMessage::Batch(batch) => steps.push(Step::Data(batch)),
+            // Nothing uses event time yet; watermarks will matter with windows.
+            StreamMessage::Watermark(_) => {}
+            StreamMessage::Barrier(barrier) => {
+                if port < self.blocked.len() {
+                    self.blocked[port] = true;
+                }
+                if self.blocked.iter().all(|b| *b) {
+                    self.blocked.iter_mut().for_each(|b| *b = false);
+                    steps.push(Step::Barrier(barrier));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use arrow_array::Int32Array;
+    use weir_core::{BarrierKind, Epoch};
+
+    fn batch(v: i32) -> StreamMessage {
+        let array = Arc::new(Int32Array::from(vec![v]));
+        StreamMessage::Batch(RecordBatch::try_from_iter(vec![("v", array as _)]).unwrap())
+    }
+
+    fn barrier(n: u64) -> StreamMessage {
+        StreamMessage::Barrier(Barrier {
+            epoch: Epoch(n),
+            kind: BarrierKind::Checkpoint,
+        })
+    }
+
+    fn describe(offer: Offer) -> (Vec<String>, usize) {
+        match offer {
+            Offer::Parked(_) => (vec!["parked".into()], 0),
+            Offer::Ready { steps, release } => (
+                steps
+                    .iter()
+                    .map(|s| match s {
+                        Step::Data(b) => {
+                            let v = b
+                                .column(0)
+                                .as_any()
+                                .downcast_ref::<Int32Array>()
+                                .unwrap()
+                                .value(0);
+                            format!("data {v}")
+                        }
+                        Step::Barrier(b) => format!("barrier {}", b.epoch),
+                    })
+                    .collect(),
+                release.len(),
+            ),
+        }
+    }
+
+    #[test]
+    fn holds_an_input_that_is_ahead_until_the_others_catch_up() {
+        let mut a = Aligner::new(2);
+        assert_eq!(describe(a.offer(0, batch(1))), (vec!["data 1".into()], 0));
+        assert_eq!(describe(a.offer(0, barrier(1))), (vec![], 0));
+        // Input 0 is ahead: its next batch belongs to epoch 2 and must wait.
+        assert_eq!(describe(a.offer(0, batch(2))).0, ["parked"]);
+        // Input 1 still sends epoch-1 data, which flows.
+        assert_eq!(describe(a.offer(1, batch(3))), (vec!["data 3".into()], 0));
+        // Its barrier completes the alignment; the held batch follows the barrier.
+        assert_eq!(
+            describe(a.offer(1, barrier(1))),
+            (vec!["barrier 1".into(), "data 2".into()], 1)
+        );
+    }
+
+    #[test]
+    fn a_single_input_never_waits() {
+        let mut a = Aligner::new(1);
+        assert_eq!(describe(a.offer(0, barrier(1))).0, ["barrier 1"]);
+        assert_eq!(describe(a.offer(0, batch(1))).0, ["data 1"]);
+    }
+}

@@ -1,0 +1,109 @@
+use std::sync::Arc;
+
+use actix::prelude::*;
+use weir_checkpoint::{Ack, Commit, Coordinator, StageFailed};
+use weir_core::{Envelope, Error, Sink};
+
+use super::align::{Aligner, Offer, Step};
+use super::StageMetrics;
+
+/// Runs one [`Sink`]: writes batches, pre-commits at every aligned barrier and acks, commits
+/// when the coordinator says the epoch's checkpoint is complete.
+pub(crate) struct SinkActor {
+    name: String,
+    sink: Box<dyn Sink>,
+    aligner: Aligner,
+    coordinator: Addr<Coordinator>,
+    metrics: Arc<StageMetrics>,
+    failed: bool,
+}
+
+impl SinkActor {
+    pub(crate) fn new(
+        name: String,
+        sink: Box<dyn Sink>,
+        inputs: usize,
+        coordinator: Addr<Coordinator>,
+        metrics: Arc<StageMetrics>,
+    ) -> Self {
+        SinkActor {
+            name,
+            sink,
+            aligner: Aligner::new(inputs),
+            coordinator,
+            metrics,
+            failed: false,
+        }
+    }
+
+    fn run(&mut self, steps: Vec<Step>) -> Result<(), Error> {
+        for step in steps {
+            match step {
+                Step::Data(batch) => {
+                    StageMetrics::add(&self.metrics.rows_in, batch.num_rows());
+                    StageMetrics::add(&self.metrics.batches_in, 1);
+                    self.sink.write(&batch)?;
+                    StageMetrics::add(&self.metrics.rows_out, batch.num_rows());
+                }
+                Step::Barrier(barrier) => {
+                    self.sink.pre_commit(barrier.epoch)?;
+                    StageMetrics::add(&self.metrics.barriers, 1);
+                    self.coordinator.do_send(Ack {
+                        epoch: barrier.epoch,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, error: Error, ctx: &mut Context<Self>) {
+        self.failed = true;
+        self.coordinator.do_send(StageFailed {
+            stage: format!("sinks.{}", self.name),
+            error,
+        });
+        ctx.stop();
+    }
+}
+
+impl Actor for SinkActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Envelope> for SinkActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, envelope: Envelope, ctx: &mut Context<Self>) -> Self::Result {
+        if self.failed {
+            return Box::pin(async {});
+        }
+        match self.aligner.offer(envelope.port, envelope.message) {
+            Offer::Parked(signal) => Box::pin(async move {
+                let _ = signal.await;
+            }),
+            Offer::Ready { steps, release } => {
+                if let Err(error) = self.run(steps) {
+                    self.fail(error, ctx);
+                }
+                release.into_iter().for_each(|tx| {
+                    let _ = tx.send(());
+                });
+                Box::pin(async {})
+            }
+        }
+    }
+}
+
+impl Handler<Commit> for SinkActor {
+    type Result = Result<(), Error>;
+
+    fn handle(&mut self, msg: Commit, ctx: &mut Context<Self>) -> Self::Result {
+        self.sink.commit(msg.epoch)?;
+        if msg.last {
+            self.sink.close()?;
+            ctx.stop();
+        }
+        Ok(())
+    }
+}

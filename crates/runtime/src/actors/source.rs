@@ -1,0 +1,254 @@
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use futures::future::{join_all, BoxFuture};
+use futures::FutureExt;
+use weir_checkpoint::{
+    Admission, Admit, BarrierEmitted, Coordinator, InjectBarrier, RunContinuous, StageFailed,
+    StartEpoch,
+};
+use weir_core::{BarrierKind, Envelope, Error, Source, StreamMessage};
+
+use super::{Edge, StageMetrics};
+
+/// Drives one [`Source`]: reads admitted input batch by batch and puts barriers between
+/// epochs. Reading the next batch overlaps with downstream stages handling the previous one;
+/// at most one message per edge is ever in flight.
+pub(crate) struct SourceActor {
+    name: String,
+    index: usize,
+    source: Box<dyn Source>,
+    outputs: Vec<Edge>,
+    coordinator: Addr<Coordinator>,
+    metrics: Arc<StageMetrics>,
+    barriers: VecDeque<InjectBarrier>,
+    /// `Some(poll)` under the continuous trigger: look for new input this often when idle.
+    continuous: Option<Duration>,
+    last_discover: Option<Instant>,
+    discover_scheduled: bool,
+    in_flight: Option<BoxFuture<'static, Result<(), MailboxError>>>,
+    pumping: bool,
+    finished: bool,
+}
+
+/// Read or emit the next message.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Pump;
+
+impl SourceActor {
+    pub(crate) fn new(
+        name: String,
+        index: usize,
+        source: Box<dyn Source>,
+        outputs: Vec<Edge>,
+        coordinator: Addr<Coordinator>,
+        metrics: Arc<StageMetrics>,
+    ) -> Self {
+        SourceActor {
+            name,
+            index,
+            source,
+            outputs,
+            coordinator,
+            metrics,
+            barriers: VecDeque::new(),
+            continuous: None,
+            last_discover: None,
+            discover_scheduled: false,
+            in_flight: None,
+            pumping: false,
+            finished: false,
+        }
+    }
+
+    fn wake(&mut self, ctx: &mut Context<Self>) {
+        if !self.pumping && !self.finished {
+            self.pumping = true;
+            ctx.notify(Pump);
+        }
+    }
+
+    fn fail(&mut self, error: Error, ctx: &mut Context<Self>) {
+        self.finished = true;
+        self.coordinator.do_send(StageFailed {
+            stage: format!("sources.{}", self.name),
+            error,
+        });
+        ctx.stop();
+    }
+
+    /// The next message for downstream, or `None` when there is nothing to do until the
+    /// coordinator or the discovery timer says otherwise.
+    fn next_message(&mut self) -> Result<Option<StreamMessage>, Error> {
+        // Under the continuous trigger a barrier goes at the next batch boundary.
+        if self.barriers.front().is_some_and(|b| !b.drain) {
+            return Ok(self
+                .barriers
+                .pop_front()
+                .map(|b| StreamMessage::Barrier(b.barrier)));
+        }
+        loop {
+            if let Some(batch) = self.source.next_batch()? {
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                StageMetrics::add(&self.metrics.rows_in, batch.num_rows());
+                StageMetrics::add(&self.metrics.batches_in, 1);
+                return Ok(Some(StreamMessage::Batch(batch)));
+            }
+            // Everything admitted has been read: a draining barrier may go now.
+            if let Some(b) = self.barriers.pop_front() {
+                return Ok(Some(StreamMessage::Barrier(b.barrier)));
+            }
+            let Some(poll) = self.continuous else {
+                return Ok(None);
+            };
+            if self.last_discover.is_some_and(|t| t.elapsed() < poll) {
+                return Ok(None);
+            }
+            self.last_discover = Some(Instant::now());
+            self.source.discover()?;
+            if self.source.admit(true) == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn schedule_discovery(&mut self, ctx: &mut Context<Self>) {
+        let (Some(poll), false) = (self.continuous, self.discover_scheduled) else {
+            return;
+        };
+        let wait = self
+            .last_discover
+            .map_or(Duration::ZERO, |t| poll.saturating_sub(t.elapsed()));
+        self.discover_scheduled = true;
+        ctx.run_later(wait, |act, ctx| {
+            act.discover_scheduled = false;
+            act.wake(ctx);
+        });
+    }
+
+    /// Hands `message` to every output. The requests are made now, so that the message is
+    /// queued at once; the caller awaits them before sending the next message.
+    fn dispatch(&mut self, message: StreamMessage) {
+        let requests: Vec<_> = self
+            .outputs
+            .iter()
+            .map(|edge| {
+                edge.recipient.send(Envelope {
+                    port: edge.port,
+                    message: message.clone(),
+                })
+            })
+            .collect();
+        self.in_flight = Some(
+            join_all(requests)
+                .map(|results| results.into_iter().collect::<Result<(), _>>())
+                .boxed(),
+        );
+    }
+}
+
+impl Actor for SourceActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Pump> for SourceActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Pump, ctx: &mut Context<Self>) {
+        self.pumping = false;
+        if self.finished {
+            return;
+        }
+        // Parse the next batch while downstream still handles the previous one.
+        let message = match self.next_message() {
+            Ok(Some(message)) => message,
+            Ok(None) => return self.schedule_discovery(ctx),
+            Err(error) => return self.fail(error, ctx),
+        };
+        let previous = self.in_flight.take();
+        let waited = async move {
+            match previous {
+                Some(sends) => sends.await,
+                None => Ok(()),
+            }
+        };
+        ctx.wait(waited.into_actor(self).map(move |result, act, ctx| {
+            if result.is_err() {
+                // A downstream stage stopped; it reported why to the coordinator.
+                act.finished = true;
+                return ctx.stop();
+            }
+            let barrier = match &message {
+                StreamMessage::Barrier(b) => Some(*b),
+                _ => None,
+            };
+            act.dispatch(message);
+            let Some(barrier) = barrier else {
+                return act.wake(ctx);
+            };
+            act.coordinator.do_send(BarrierEmitted {
+                source: act.index,
+                epoch: barrier.epoch,
+            });
+            if barrier.kind == BarrierKind::Final {
+                act.finished = true;
+                let last = act.in_flight.take();
+                ctx.wait(
+                    async move {
+                        if let Some(sends) = last {
+                            // The stage is stopping either way; a closed receiver changes nothing.
+                            let _ = sends.await;
+                        }
+                    }
+                    .into_actor(act)
+                    .map(|(), _, ctx| ctx.stop()),
+                );
+            } else {
+                act.wake(ctx);
+            }
+        }));
+    }
+}
+
+impl Handler<StartEpoch> for SourceActor {
+    type Result = Result<Admission, Error>;
+
+    fn handle(&mut self, msg: StartEpoch, ctx: &mut Context<Self>) -> Self::Result {
+        if msg.discover {
+            self.source.discover()?;
+        }
+        let admitted = match msg.admit {
+            Admit::Nothing => 0,
+            Admit::Limited => self.source.admit(true),
+            Admit::All => self.source.admit(false),
+        };
+        self.wake(ctx);
+        Ok(Admission {
+            admitted,
+            backlog: self.source.backlog(),
+        })
+    }
+}
+
+impl Handler<InjectBarrier> for SourceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: InjectBarrier, ctx: &mut Context<Self>) {
+        self.barriers.push_back(msg);
+        self.wake(ctx);
+    }
+}
+
+impl Handler<RunContinuous> for SourceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RunContinuous, ctx: &mut Context<Self>) {
+        self.continuous = Some(msg.poll);
+        self.wake(ctx);
+    }
+}

@@ -1,0 +1,276 @@
+//! Starting a validated pipeline as actors, and the handle the caller keeps.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use tokio::sync::{broadcast, oneshot};
+use weir_checkpoint::{
+    Commit, Coordinator, EpochCompleted, RequestStop, RunResult, SourceControl, Wire,
+};
+use weir_core::{Error, OutputMode, Result};
+
+use crate::actors::{Edge, OperatorActor, SinkActor, SourceActor, StageMetrics, MAILBOX_CAPACITY};
+use crate::spec::{PipelineSpec, Upstream};
+
+/// A running pipeline. Dropping it does not stop the pipeline; [`PipelineHandle::wait`] does
+/// once the run ends.
+pub struct PipelineHandle {
+    coordinator: Addr<Coordinator>,
+    finished: oneshot::Receiver<RunResult>,
+    arbiters: Vec<Arbiter>,
+    metrics: Vec<(String, Arc<StageMetrics>)>,
+    progress: broadcast::Sender<EpochCompleted>,
+}
+
+/// Asks a running pipeline to stop gracefully; cheap to clone, for signal handlers.
+#[derive(Clone)]
+pub struct Stopper(Addr<Coordinator>);
+
+impl Stopper {
+    /// Finish the current epoch, take a final checkpoint and commit, then end the run.
+    pub fn stop(&self) {
+        self.0.do_send(RequestStop);
+    }
+}
+
+impl PipelineHandle {
+    /// Finish the current epoch, take a final checkpoint and commit, then end the run.
+    pub fn stop(&self) {
+        self.coordinator.do_send(RequestStop);
+    }
+
+    /// A handle that can only stop the pipeline.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.coordinator.clone())
+    }
+
+    /// A record for every committed epoch from now on.
+    pub fn progress(&self) -> broadcast::Receiver<EpochCompleted> {
+        self.progress.subscribe()
+    }
+
+    /// Every stage's counters, named as in the pipeline file (`sources.sales`).
+    pub fn metrics(&self) -> &[(String, Arc<StageMetrics>)] {
+        &self.metrics
+    }
+
+    /// Waits for the run to end: the last committed epoch, or the first failure. Stops the
+    /// pipeline's arbiters either way.
+    pub async fn wait(self) -> RunResult {
+        let result = match self.finished.await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Internal(
+                "the coordinator stopped without a result".into(),
+            )),
+        };
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+        result
+    }
+}
+
+impl PipelineSpec {
+    /// Starts the pipeline inside the running actix `System`: one arbiter (thread) per stage
+    /// and one for the coordinator. Fails, with nothing started, if a component cannot be
+    /// built (an output folder that cannot be created, say).
+    pub fn start(&self) -> Result<PipelineHandle> {
+        let sources = self
+            .sources
+            .iter()
+            .map(|s| s.spec.build())
+            .collect::<Result<Vec<_>>>()?;
+        let operators = self
+            .operators
+            .iter()
+            .map(|o| o.spec.build())
+            .collect::<Result<Vec<_>>>()?;
+        let sinks = self
+            .sinks
+            .iter()
+            .map(|s| s.spec.build())
+            .collect::<Result<Vec<_>>>()?;
+
+        let (progress, _) = broadcast::channel(256);
+        let (coordinator, finished) = Coordinator::new(self.trigger, progress.clone());
+        let mut arbiters = vec![Arbiter::new()];
+        let coordinator = Coordinator::start_in_arbiter(&arbiters[0].handle(), |_| coordinator);
+        let mut metrics = Vec::new();
+        let mut new_metrics = |name: String| {
+            let m = Arc::new(StageMetrics::default());
+            metrics.push((name, m.clone()));
+            m
+        };
+
+        let mut sink_addrs = Vec::new();
+        for (node, sink) in self.sinks.iter().zip(sinks) {
+            let actor = SinkActor::new(
+                node.name.clone(),
+                sink,
+                node.inputs.len(),
+                coordinator.clone(),
+                new_metrics(format!("sinks.{}", node.name)),
+            );
+            let arbiter = Arbiter::new();
+            sink_addrs.push(SinkActor::start_in_arbiter(&arbiter.handle(), move |ctx| {
+                ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+                actor
+            }));
+            arbiters.push(arbiter);
+        }
+
+        // Consumers start before their producers, so that every edge has an address.
+        let mut operator_addrs: Vec<Option<Addr<OperatorActor>>> = vec![None; self.operators.len()];
+        let mut built: Vec<Option<Box<dyn weir_core::Operator>>> =
+            operators.into_iter().map(Some).collect();
+        for index in self.operator_order().into_iter().rev() {
+            let node = &self.operators[index];
+            let outputs =
+                self.consumers(Upstream::Operator(index), &operator_addrs, &sink_addrs)?;
+            let operator = built[index]
+                .take()
+                .ok_or_else(|| Error::Internal(format!("operator {} built twice", node.name)))?;
+            let actor = OperatorActor::new(
+                node.name.clone(),
+                operator,
+                node.inputs.len(),
+                outputs,
+                coordinator.clone(),
+                new_metrics(format!("operators.{}", node.name)),
+            );
+            let arbiter = Arbiter::new();
+            operator_addrs[index] = Some(OperatorActor::start_in_arbiter(
+                &arbiter.handle(),
+                move |ctx| {
+                    ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+                    actor
+                },
+            ));
+            arbiters.push(arbiter);
+        }
+
+        let mut controls = Vec::new();
+        for (index, (node, source)) in self.sources.iter().zip(sources).enumerate() {
+            let outputs = self
+                .consumers(Upstream::Source(index), &operator_addrs, &sink_addrs)?
+                .into_iter()
+                .map(|(edge, _)| edge)
+                .collect();
+            let actor = SourceActor::new(
+                node.name.clone(),
+                index,
+                source,
+                outputs,
+                coordinator.clone(),
+                new_metrics(format!("sources.{}", node.name)),
+            );
+            let arbiter = Arbiter::new();
+            let addr = SourceActor::start_in_arbiter(&arbiter.handle(), move |ctx| {
+                ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+                actor
+            });
+            arbiters.push(arbiter);
+            controls.push(SourceControl {
+                start: addr.clone().recipient(),
+                inject: addr.clone().recipient(),
+                run: addr.recipient(),
+            });
+        }
+
+        coordinator.do_send(Wire {
+            sources: controls,
+            sinks: sink_addrs
+                .iter()
+                .map(|a| a.clone().recipient::<Commit>())
+                .collect(),
+            ackers: self.operators.len() + self.sinks.len(),
+        });
+        Ok(PipelineHandle {
+            coordinator,
+            finished,
+            arbiters,
+            metrics,
+            progress,
+        })
+    }
+
+    /// The edges out of `upstream`, each with the output mode its consumer needs.
+    fn consumers(
+        &self,
+        upstream: Upstream,
+        operators: &[Option<Addr<OperatorActor>>],
+        sinks: &[Addr<SinkActor>],
+    ) -> Result<Vec<(Edge, OutputMode)>> {
+        let mut edges = Vec::new();
+        for (j, node) in self.operators.iter().enumerate() {
+            for (port, _) in node
+                .inputs
+                .iter()
+                .enumerate()
+                .filter(|(_, up)| **up == upstream)
+            {
+                let addr = operators[j].clone().ok_or_else(|| {
+                    Error::Internal(format!("operator {} started after its input", node.name))
+                })?;
+                let edge = Edge {
+                    recipient: addr.recipient(),
+                    port,
+                };
+                edges.push((edge, self.mode_below(Upstream::Operator(j))));
+            }
+        }
+        for (k, node) in self.sinks.iter().enumerate() {
+            for (port, _) in node
+                .inputs
+                .iter()
+                .enumerate()
+                .filter(|(_, up)| **up == upstream)
+            {
+                let edge = Edge {
+                    recipient: sinks[k].clone().recipient(),
+                    port,
+                };
+                edges.push((edge, node.mode));
+            }
+        }
+        Ok(edges)
+    }
+
+    /// The output mode of the first sink fed, directly or not, by `upstream`.
+    fn mode_below(&self, upstream: Upstream) -> OutputMode {
+        if let Some(sink) = self.sinks.iter().find(|s| s.inputs.contains(&upstream)) {
+            return sink.mode;
+        }
+        self.operators
+            .iter()
+            .enumerate()
+            .find(|(_, o)| o.inputs.contains(&upstream))
+            .map_or(OutputMode::Append, |(j, _)| {
+                self.mode_below(Upstream::Operator(j))
+            })
+    }
+
+    /// Operator indices in an order where each comes after the operators it reads. Validation
+    /// refused cycles, so every operator is placed.
+    pub(crate) fn operator_order(&self) -> Vec<usize> {
+        let mut order = Vec::new();
+        let mut placed = vec![false; self.operators.len()];
+        while order.len() < self.operators.len() {
+            let before = order.len();
+            for (i, node) in self.operators.iter().enumerate() {
+                let ready = node.inputs.iter().all(|up| match up {
+                    Upstream::Operator(j) => placed[*j],
+                    Upstream::Source(_) => true,
+                });
+                if !placed[i] && ready {
+                    placed[i] = true;
+                    order.push(i);
+                }
+            }
+            if order.len() == before {
+                break;
+            }
+        }
+        order
+    }
+}

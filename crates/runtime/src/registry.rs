@@ -1,0 +1,295 @@
+//! Component types by their TOML `type`, and the validated specs they produce.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_schema::SchemaRef;
+use serde::de::DeserializeOwned;
+use weir_core::{ConfigError, Operator, OutputMode, Result, Sink, Source};
+use weir_operators::{AggregateConfig, AggregateSettings};
+use weir_sink::{ConsoleSinkConfig, FileFormat, FileSinkConfig, FileSinkSettings};
+use weir_source::{CsvSourceConfig, CsvSourceSettings};
+
+/// A source whose configuration has been validated: building it cannot fail on configuration.
+pub trait SourceSpec: Send + Sync {
+    /// The schema of every batch the source emits.
+    fn schema(&self) -> SchemaRef;
+    /// The folder the source reads, so that validation can keep sinks out of it.
+    fn watched_folder(&self) -> Option<PathBuf> {
+        None
+    }
+    /// One line for `weir graph`.
+    fn describe(&self) -> String;
+    /// The running source.
+    fn build(&self) -> Result<Box<dyn Source>>;
+}
+
+/// An operator whose configuration has been validated against its input schema.
+pub trait OperatorSpec: Send + Sync {
+    /// The schema of every batch the operator emits.
+    fn output_schema(&self) -> SchemaRef;
+    /// Whether the operator aggregates: Spark's output-mode rules depend on it.
+    fn is_aggregate(&self) -> bool;
+    /// One line for `weir graph`.
+    fn describe(&self) -> String;
+    /// The running operator.
+    fn build(&self) -> Result<Box<dyn Operator>>;
+}
+
+/// A sink whose configuration has been validated against its input schema and output mode.
+pub trait SinkSpec: Send + Sync {
+    /// The folder the sink writes, so that validation can refuse two sinks on one path.
+    fn output_folder(&self) -> Option<PathBuf> {
+        None
+    }
+    /// One line for `weir graph`.
+    fn describe(&self) -> String;
+    /// The running sink. May fail on the outside world (a folder that cannot be created).
+    fn build(&self) -> Result<Box<dyn Sink>>;
+}
+
+/// One component's table from the pipeline file, without the keys the runtime itself reads
+/// (`type`, `input`, `output_mode`).
+pub struct ComponentConfig {
+    pub(crate) value: config::Value,
+}
+
+impl ComponentConfig {
+    /// Deserializes the table into the component's config type. Unknown keys and wrong types
+    /// are reported as they are found; use `#[serde(deny_unknown_fields)]` on `T`.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, Vec<ConfigError>> {
+        // serde stops at the first unknown key; take each out and try again, so that one
+        // typo does not hide the next one, or a type error behind it.
+        let mut value = self.value.clone();
+        let mut errors = Vec::new();
+        loop {
+            match value.clone().try_deserialize::<T>() {
+                Ok(config) if errors.is_empty() => return Ok(config),
+                Ok(_) => return Err(errors),
+                Err(e) => {
+                    let message = e.to_string();
+                    let unknown = message
+                        .strip_prefix("unknown field `")
+                        .and_then(|rest| rest.split_once('`'))
+                        .map(|(key, _)| key.to_string());
+                    let removed = match (&unknown, &mut value.kind) {
+                        (Some(key), config::ValueKind::Table(table)) => table.remove(key).is_some(),
+                        _ => false,
+                    };
+                    // config says where a type error is as a suffix; make it the key instead.
+                    let (text, key) = match message.rsplit_once(" for key `") {
+                        Some((text, key)) => {
+                            (text.to_string(), key.trim_end_matches('`').to_string())
+                        }
+                        None => (message.clone(), unknown.clone().unwrap_or_default()),
+                    };
+                    errors.push(ConfigError::new(key, clean_serde_message(&text)));
+                    if !removed {
+                        return Err(errors);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// serde and config quote keys with backticks and say "field"; Weir's messages say "key" and
+/// use double quotes, as elsewhere.
+pub(crate) fn clean_serde_message(message: &str) -> String {
+    message
+        .replace("unknown field", "unknown key")
+        .replace('`', "\"")
+}
+
+type SourceFactory =
+    Arc<dyn Fn(&ComponentConfig) -> Result<Box<dyn SourceSpec>, Vec<ConfigError>> + Send + Sync>;
+type OperatorFactory = Arc<
+    dyn Fn(&ComponentConfig, &SchemaRef) -> Result<Box<dyn OperatorSpec>, Vec<ConfigError>>
+        + Send
+        + Sync,
+>;
+type SinkFactory = Arc<
+    dyn Fn(&ComponentConfig, &SchemaRef, OutputMode) -> Result<Box<dyn SinkSpec>, Vec<ConfigError>>
+        + Send
+        + Sync,
+>;
+
+/// Component types by their TOML `type`. [`Registry::default`] has the built-in ones; a user
+/// crate adds its own with the `register_*` methods before loading a pipeline.
+#[derive(Clone)]
+pub struct Registry {
+    sources: BTreeMap<String, SourceFactory>,
+    operators: BTreeMap<String, OperatorFactory>,
+    sinks: BTreeMap<String, SinkFactory>,
+}
+
+impl Registry {
+    /// A registry with no types at all.
+    pub fn empty() -> Self {
+        Registry {
+            sources: BTreeMap::new(),
+            operators: BTreeMap::new(),
+            sinks: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a source type: `factory` validates a component's table into a [`SourceSpec`].
+    pub fn register_source(
+        &mut self,
+        type_name: &str,
+        factory: impl Fn(&ComponentConfig) -> Result<Box<dyn SourceSpec>, Vec<ConfigError>>
+            + Send
+            + Sync
+            + 'static,
+    ) {
+        self.sources
+            .insert(type_name.to_string(), Arc::new(factory));
+    }
+
+    /// Adds an operator type: `factory` validates a table against the input schema.
+    pub fn register_operator(
+        &mut self,
+        type_name: &str,
+        factory: impl Fn(&ComponentConfig, &SchemaRef) -> Result<Box<dyn OperatorSpec>, Vec<ConfigError>>
+            + Send
+            + Sync
+            + 'static,
+    ) {
+        self.operators
+            .insert(type_name.to_string(), Arc::new(factory));
+    }
+
+    /// Adds a sink type: `factory` validates a table against the input schema and output mode.
+    pub fn register_sink(
+        &mut self,
+        type_name: &str,
+        factory: impl Fn(
+                &ComponentConfig,
+                &SchemaRef,
+                OutputMode,
+            ) -> Result<Box<dyn SinkSpec>, Vec<ConfigError>>
+            + Send
+            + Sync
+            + 'static,
+    ) {
+        self.sinks.insert(type_name.to_string(), Arc::new(factory));
+    }
+
+    pub(crate) fn source(&self, type_name: &str) -> Result<&SourceFactory, String> {
+        self.sources
+            .get(type_name)
+            .ok_or_else(|| unknown(type_name, self.sources.keys()))
+    }
+
+    pub(crate) fn operator(&self, type_name: &str) -> Result<&OperatorFactory, String> {
+        self.operators
+            .get(type_name)
+            .ok_or_else(|| unknown(type_name, self.operators.keys()))
+    }
+
+    pub(crate) fn sink(&self, type_name: &str) -> Result<&SinkFactory, String> {
+        self.sinks
+            .get(type_name)
+            .ok_or_else(|| unknown(type_name, self.sinks.keys()))
+    }
+}
+
+fn unknown<'a>(type_name: &str, known: impl Iterator<Item = &'a String>) -> String {
+    let known: Vec<_> = known.map(|k| format!("\"{k}\"")).collect();
+    format!(
+        "unknown type \"{type_name}\" (expected one of {})",
+        known.join(", ")
+    )
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        let mut registry = Registry::empty();
+        registry.register_source("csv", |table| {
+            let config: CsvSourceConfig = table.deserialize()?;
+            Ok(Box::new(config.validate()?))
+        });
+        registry.register_operator("aggregate", |table, input| {
+            let config: AggregateConfig = table.deserialize()?;
+            Ok(Box::new(AggregateSpec {
+                describe: format!(
+                    "group_by [{}]: {}",
+                    config.group_by.join(", "),
+                    config.aggregates.join(", ")
+                ),
+                settings: config.validate(input)?,
+            }))
+        });
+        registry.register_sink("console", |table, _, _| {
+            let config: ConsoleSinkConfig = table.deserialize()?;
+            Ok(Box::new(config))
+        });
+        for format in [FileFormat::Parquet, FileFormat::Csv] {
+            registry.register_sink(format.extension(), move |table, input, mode| {
+                let config: FileSinkConfig = table.deserialize()?;
+                Ok(Box::new(config.validate(format, input, mode)?))
+            });
+        }
+        registry
+    }
+}
+
+impl SourceSpec for CsvSourceSettings {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn watched_folder(&self) -> Option<PathBuf> {
+        Some(self.location.root())
+    }
+    fn describe(&self) -> String {
+        format!("{}", self.location.root().display())
+    }
+    fn build(&self) -> Result<Box<dyn Source>> {
+        Ok(Box::new(CsvSourceSettings::build(self)))
+    }
+}
+
+struct AggregateSpec {
+    describe: String,
+    settings: AggregateSettings,
+}
+
+impl OperatorSpec for AggregateSpec {
+    fn output_schema(&self) -> SchemaRef {
+        self.settings.output_schema()
+    }
+    fn is_aggregate(&self) -> bool {
+        true
+    }
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+    fn build(&self) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(self.settings.build()?))
+    }
+}
+
+impl SinkSpec for ConsoleSinkConfig {
+    fn describe(&self) -> String {
+        format!("standard output, {} rows per epoch", self.num_rows)
+    }
+    fn build(&self) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(ConsoleSinkConfig::build(
+            self,
+            Box::new(std::io::stdout()),
+        )))
+    }
+}
+
+impl SinkSpec for FileSinkSettings {
+    fn output_folder(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
+    }
+    fn describe(&self) -> String {
+        format!("{}", self.dir.display())
+    }
+    fn build(&self) -> Result<Box<dyn Sink>> {
+        Ok(Box::new(FileSinkSettings::build(self)?))
+    }
+}

@@ -1,0 +1,954 @@
+//! The pipeline file: loading, layering (file, environment, `--set`), and validation that
+//! reports every error at once before anything runs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use arrow_schema::SchemaRef;
+use config::{Config, Environment, FileFormat, Value, ValueKind};
+use serde::Deserialize;
+use weir_checkpoint::Trigger;
+use weir_core::{parse_duration, ConfigError, OutputMode};
+
+use crate::registry::{
+    clean_serde_message, ComponentConfig, OperatorSpec, Registry, SinkSpec, SourceSpec,
+};
+
+const TOP_LEVEL_KEYS: [&str; 6] = [
+    "name",
+    "checkpoint",
+    "trigger",
+    "sources",
+    "operators",
+    "sinks",
+];
+
+/// Every problem found in a pipeline file; `weir validate` prints them all.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    /// The pipeline file, as the user named it.
+    pub file: String,
+    /// The problems, in the order of the file.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if error.key.is_empty() {
+                write!(f, "{}: {}", self.file, error.message)?;
+            } else {
+                write!(f, "{}: {}", self.file, error)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The `[checkpoint]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointConfig {
+    /// Where checkpoint state lives.
+    #[serde(default)]
+    path: Option<String>,
+    /// Time between checkpoints under the continuous trigger. Default `"1s"`.
+    #[serde(default)]
+    interval: Option<String>,
+    /// Complete checkpoints kept. Default 3.
+    #[serde(default)]
+    retain: Option<i64>,
+}
+
+/// The `[trigger]` table: at most one key.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerConfig {
+    /// Start an epoch at this interval.
+    #[serde(default)]
+    processing_time: Option<String>,
+    /// One epoch, then stop.
+    #[serde(default)]
+    once: Option<bool>,
+    /// Everything available at start, in epochs, then stop.
+    #[serde(default)]
+    available_now: Option<bool>,
+}
+
+/// Checkpoint settings after validation.
+#[derive(Debug, Clone)]
+pub struct CheckpointSettings {
+    /// Where checkpoint state lives, if set.
+    pub path: Option<PathBuf>,
+    /// Time between checkpoints under the continuous trigger.
+    pub interval: Duration,
+    /// Complete checkpoints kept.
+    pub retain: usize,
+}
+
+/// Where a stage's input comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Upstream {
+    Source(usize),
+    Operator(usize),
+}
+
+pub(crate) struct SourceNode {
+    pub(crate) name: String,
+    pub(crate) type_name: String,
+    pub(crate) spec: Box<dyn SourceSpec>,
+}
+
+pub(crate) struct OperatorNode {
+    pub(crate) name: String,
+    pub(crate) type_name: String,
+    pub(crate) inputs: Vec<Upstream>,
+    pub(crate) spec: Box<dyn OperatorSpec>,
+}
+
+pub(crate) struct SinkNode {
+    pub(crate) name: String,
+    pub(crate) type_name: String,
+    pub(crate) inputs: Vec<Upstream>,
+    pub(crate) mode: OutputMode,
+    pub(crate) spec: Box<dyn SinkSpec>,
+}
+
+/// A validated pipeline: every name resolves, every schema fits, every output mode is allowed.
+/// Building its actors cannot fail on configuration.
+pub struct PipelineSpec {
+    /// The pipeline's name (`name`, or the file's stem).
+    pub name: String,
+    /// Checkpoint settings.
+    pub checkpoint: CheckpointSettings,
+    /// When epochs start and end.
+    pub trigger: Trigger,
+    pub(crate) sources: Vec<SourceNode>,
+    /// In an order where every operator comes after its inputs.
+    pub(crate) operators: Vec<OperatorNode>,
+    pub(crate) sinks: Vec<SinkNode>,
+}
+
+impl PipelineSpec {
+    /// Reads and validates a pipeline file. `overrides` are `--set key=value` pairs; `WEIR_`
+    /// environment variables with `__` between key parts (`WEIR_SINKS__ARCHIVE__PATH`) apply
+    /// too, below the overrides.
+    pub fn from_file(
+        path: &Path,
+        overrides: &[(String, String)],
+        registry: &Registry,
+    ) -> Result<PipelineSpec, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            file: file.clone(),
+            errors: vec![ConfigError::new(
+                "",
+                format!("cannot read the pipeline file: {e}"),
+            )],
+        })?;
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("pipeline");
+        Self::from_toml(&text, &file, stem, overrides, registry)
+    }
+
+    /// Validates a pipeline given as TOML text; `file` names it in error messages and
+    /// `default_name` is used when the text sets no `name`.
+    pub fn from_toml(
+        text: &str,
+        file: &str,
+        default_name: &str,
+        overrides: &[(String, String)],
+        registry: &Registry,
+    ) -> Result<PipelineSpec, ConfigErrors> {
+        let fail = |errors| ConfigErrors {
+            file: file.to_string(),
+            errors,
+        };
+        // toml first: it knows lines and columns, which the layered view no longer has.
+        if let Err(e) = toml::from_str::<toml::Table>(text) {
+            let at = e
+                .span()
+                .map(|span| line_column(text, span.start))
+                .map(|(line, column)| format!("line {line}, column {column}: "))
+                .unwrap_or_default();
+            return Err(fail(vec![ConfigError::new(
+                "",
+                format!("{at}malformed TOML: {}", e.message().trim()),
+            )]));
+        }
+        let root = layered(text, overrides).map_err(|e| fail(vec![e]))?;
+        Validator::new(registry, default_name)
+            .run(root)
+            .map_err(fail)
+    }
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
+    (line, column)
+}
+
+/// The file, then `WEIR_…` environment variables, then `--set` overrides.
+fn layered(
+    text: &str,
+    overrides: &[(String, String)],
+) -> Result<BTreeMap<String, Value>, ConfigError> {
+    // Only variables with a nested key are pipeline settings; WEIR_LOG and friends are not.
+    let vars: config::Map<String, String> = std::env::vars()
+        .filter(|(k, _)| {
+            k.strip_prefix("WEIR_")
+                .is_some_and(|rest| rest.contains("__"))
+        })
+        .collect();
+    let mut builder = Config::builder()
+        .add_source(config::File::from_str(text, FileFormat::Toml))
+        .add_source(
+            Environment::with_prefix("WEIR")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(vars)),
+        );
+    for (key, value) in overrides {
+        builder = builder
+            .set_override(key.as_str(), override_value(value))
+            .map_err(|e| ConfigError::new(key.clone(), format!("bad --set: {e}")))?;
+    }
+    let config = builder
+        .build()
+        .map_err(|e| ConfigError::new("", clean_serde_message(&e.to_string())))?;
+    config
+        .try_deserialize::<BTreeMap<String, Value>>()
+        .map_err(|e| ConfigError::new("", clean_serde_message(&e.to_string())))
+}
+
+/// A `--set` value is read as a TOML value when it is one (`true`, `3`, `["a", "b"]`), and as
+/// a string otherwise (`./data/out`).
+fn override_value(text: &str) -> Value {
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .and_then(|v| v.try_into::<Value>().ok());
+    parsed.unwrap_or_else(|| Value::new(None, ValueKind::String(text.to_string())))
+}
+
+struct Validator<'a> {
+    registry: &'a Registry,
+    default_name: &'a str,
+    errors: Vec<ConfigError>,
+}
+
+/// A component's table split into the keys the runtime reads and the rest.
+struct RawComponent {
+    key: String,
+    type_name: Option<String>,
+    inputs: Vec<String>,
+    output_mode: Option<String>,
+    rest: ComponentConfig,
+}
+
+impl<'a> Validator<'a> {
+    fn new(registry: &'a Registry, default_name: &'a str) -> Self {
+        Validator {
+            registry,
+            default_name,
+            errors: Vec::new(),
+        }
+    }
+
+    fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError::new(key, message));
+    }
+
+    fn nested(&mut self, prefix: &str, errors: Vec<ConfigError>) {
+        for e in errors {
+            let key = if e.key.is_empty() {
+                prefix.to_string()
+            } else {
+                format!("{prefix}.{}", e.key)
+            };
+            self.errors.push(ConfigError::new(key, e.message));
+        }
+    }
+
+    fn run(mut self, mut root: BTreeMap<String, Value>) -> Result<PipelineSpec, Vec<ConfigError>> {
+        for key in root.keys() {
+            if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
+                let message = format!(
+                    "unknown key (expected one of {})",
+                    quoted(TOP_LEVEL_KEYS.iter())
+                );
+                self.errors.push(ConfigError::new(key.clone(), message));
+            }
+        }
+        let name = match root.remove("name").map(Value::into_string) {
+            None => self.default_name.to_string(),
+            Some(Ok(name)) => name,
+            Some(Err(e)) => {
+                self.error("name", clean_serde_message(&e.to_string()));
+                String::new()
+            }
+        };
+        let checkpoint = self.checkpoint(root.remove("checkpoint"));
+        let trigger = self.trigger(root.remove("trigger"), checkpoint.interval);
+
+        let sources = self.components("sources", root.remove("sources"), false);
+        let operators = self.components("operators", root.remove("operators"), true);
+        let sinks = self.components("sinks", root.remove("sinks"), true);
+        if sources.is_empty() {
+            self.error("sources", "a pipeline needs at least one source, for example [sources.sales] with type = \"csv\"");
+        }
+        if sinks.is_empty() {
+            self.error("sinks", "a pipeline needs at least one sink, for example [sinks.display] with type = \"console\"");
+        }
+        self.unique_names(&sources, &operators, &sinks);
+
+        let source_nodes = self.sources(&sources);
+        let graph = Graph::new(&sources, &operators);
+        let operator_nodes = self.operators(&operators, &source_nodes, &graph);
+        let sink_nodes = self.sinks(&sinks, &source_nodes, &operator_nodes, &graph);
+        self.unused(&sources, &operators, &sinks);
+        self.paths(&source_nodes, &sink_nodes, &checkpoint);
+
+        if !self.errors.is_empty() {
+            return Err(self.errors);
+        }
+        // Every operator was validated, so none is missing.
+        let operators = operator_nodes.into_iter().flatten().collect();
+        Ok(PipelineSpec {
+            name,
+            checkpoint,
+            trigger,
+            sources: source_nodes.into_iter().flatten().collect(),
+            operators,
+            sinks: sink_nodes,
+        })
+    }
+
+    fn checkpoint(&mut self, value: Option<Value>) -> CheckpointSettings {
+        let mut settings = CheckpointSettings {
+            path: None,
+            interval: Duration::from_secs(1),
+            retain: 3,
+        };
+        let Some(value) = value else { return settings };
+        let config: CheckpointConfig = match value.try_deserialize() {
+            Ok(c) => c,
+            Err(e) => {
+                self.error("checkpoint", clean_serde_message(&e.to_string()));
+                return settings;
+            }
+        };
+        settings.path = config.path.map(PathBuf::from);
+        if let Some(interval) = config.interval {
+            match parse_duration(&interval) {
+                Ok(d) => settings.interval = d,
+                Err(e) => self.error("checkpoint.interval", e),
+            }
+        }
+        match config.retain {
+            Some(n) if n < 1 => self.error(
+                "checkpoint.retain",
+                format!("{n} is not allowed (expected at least 1)"),
+            ),
+            Some(n) => settings.retain = n as usize,
+            None => {}
+        }
+        settings
+    }
+
+    fn trigger(&mut self, value: Option<Value>, interval: Duration) -> Trigger {
+        let continuous = Trigger::Continuous { interval };
+        let Some(value) = value else {
+            return continuous;
+        };
+        let config: TriggerConfig = match value.try_deserialize() {
+            Ok(c) => c,
+            Err(e) => {
+                self.error("trigger", clean_serde_message(&e.to_string()));
+                return continuous;
+            }
+        };
+        let mut chosen = Vec::new();
+        if let Some(text) = &config.processing_time {
+            match parse_duration(text) {
+                Ok(interval) => {
+                    chosen.push(("processing_time", Trigger::ProcessingTime { interval }))
+                }
+                Err(e) => self.error("trigger.processing_time", e),
+            }
+        }
+        if config.once == Some(true) {
+            chosen.push(("once", Trigger::Once));
+        }
+        if config.available_now == Some(true) {
+            chosen.push(("available_now", Trigger::AvailableNow));
+        }
+        match chosen.as_slice() {
+            [] => continuous,
+            [(_, trigger)] => *trigger,
+            several => {
+                let names: Vec<_> = several.iter().map(|(n, _)| *n).collect();
+                self.error(
+                    "trigger",
+                    format!(
+                        "set one of processing_time, once, available_now, not {}",
+                        names.join(" and ")
+                    ),
+                );
+                continuous
+            }
+        }
+    }
+
+    fn components(
+        &mut self,
+        section: &str,
+        value: Option<Value>,
+        has_input: bool,
+    ) -> Vec<(String, RawComponent)> {
+        let Some(value) = value else {
+            return Vec::new();
+        };
+        let table = match value.into_table() {
+            Ok(t) => t,
+            Err(_) => {
+                self.error(
+                    section,
+                    format!("must be a table of named components, like [{section}.name]"),
+                );
+                return Vec::new();
+            }
+        };
+        let mut out = Vec::new();
+        let mut names: Vec<_> = table.into_iter().collect();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, value) in names {
+            let key = format!("{section}.{name}");
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                self.error(
+                    key.clone(),
+                    "a component name may hold only letters, digits, `_` and `-`",
+                );
+                continue;
+            }
+            let mut table = match value.into_table() {
+                Ok(t) => t,
+                Err(_) => {
+                    self.error(key, "must be a table");
+                    continue;
+                }
+            };
+            let type_name = match table.remove("type").map(Value::into_string) {
+                Some(Ok(t)) => Some(t),
+                Some(Err(_)) => {
+                    self.error(format!("{key}.type"), "must be a string");
+                    None
+                }
+                None => {
+                    self.error(
+                        format!("{key}.type"),
+                        "missing (every component names its type)",
+                    );
+                    None
+                }
+            };
+            let inputs = if has_input {
+                match table.remove("input") {
+                    None => {
+                        self.error(
+                            format!("{key}.input"),
+                            "missing (name the source or operator this reads)",
+                        );
+                        Vec::new()
+                    }
+                    Some(v) => match input_names(v) {
+                        Ok(names) => names,
+                        Err(message) => {
+                            self.error(format!("{key}.input"), message);
+                            Vec::new()
+                        }
+                    },
+                }
+            } else {
+                Vec::new()
+            };
+            let output_mode = if section == "sinks" {
+                match table.remove("output_mode").map(Value::into_string) {
+                    Some(Ok(m)) => Some(m),
+                    Some(Err(_)) => {
+                        self.error(format!("{key}.output_mode"), "must be a string");
+                        None
+                    }
+                    None => None,
+                }
+            } else {
+                None
+            };
+            let rest = ComponentConfig {
+                value: Value::new(None, ValueKind::Table(table)),
+            };
+            out.push((
+                name,
+                RawComponent {
+                    key,
+                    type_name,
+                    inputs,
+                    output_mode,
+                    rest,
+                },
+            ));
+        }
+        out
+    }
+
+    fn unique_names(
+        &mut self,
+        sources: &[(String, RawComponent)],
+        operators: &[(String, RawComponent)],
+        sinks: &[(String, RawComponent)],
+    ) {
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for (section, list) in [
+            ("sources", sources),
+            ("operators", operators),
+            ("sinks", sinks),
+        ] {
+            for (name, _) in list {
+                if let Some(first) = seen.insert(name, section) {
+                    self.error(
+                        format!("{section}.{name}"),
+                        format!("the name \"{name}\" is also used in [{first}]; inputs refer to components by name, so names must be unique"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn sources(&mut self, sources: &[(String, RawComponent)]) -> Vec<Option<SourceNode>> {
+        sources
+            .iter()
+            .map(|(name, c)| {
+                let type_name = c.type_name.as_ref()?;
+                let built = match self.registry.source(type_name) {
+                    Ok(factory) => factory(&c.rest),
+                    Err(message) => {
+                        self.error(format!("{}.type", c.key), message);
+                        return None;
+                    }
+                };
+                match built {
+                    Ok(spec) => Some(SourceNode {
+                        name: name.clone(),
+                        type_name: type_name.clone(),
+                        spec,
+                    }),
+                    Err(errors) => {
+                        self.nested(&c.key, errors);
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Resolves the input names of a component; `None` if any is unknown or not yet valid.
+    fn resolve(
+        &mut self,
+        c: &RawComponent,
+        graph: &Graph,
+        schema_of: impl Fn(Upstream) -> Option<SchemaRef>,
+    ) -> Option<(Vec<Upstream>, SchemaRef)> {
+        let mut upstream = Vec::new();
+        let mut schemas = Vec::new();
+        let mut complete = true;
+        for input in &c.inputs {
+            match graph.lookup(input) {
+                Some(up) => {
+                    upstream.push(up);
+                    match schema_of(up) {
+                        Some(s) => schemas.push((input, s)),
+                        None => complete = false,
+                    }
+                }
+                None => {
+                    self.error(
+                        format!("{}.input", c.key),
+                        format!(
+                            "\"{input}\" names no source or operator (known: {})",
+                            graph.known()
+                        ),
+                    );
+                    complete = false;
+                }
+            }
+        }
+        if !complete || schemas.is_empty() {
+            return None;
+        }
+        let (first_name, first) = schemas[0].clone();
+        for (name, schema) in &schemas[1..] {
+            if schema.fields() != first.fields() {
+                self.error(
+                    format!("{}.input", c.key),
+                    format!("\"{name}\" and \"{first_name}\" have different columns; inputs read together must have the same schema"),
+                );
+                return None;
+            }
+        }
+        Some((upstream, first))
+    }
+
+    fn operators(
+        &mut self,
+        operators: &[(String, RawComponent)],
+        sources: &[Option<SourceNode>],
+        graph: &Graph,
+    ) -> Vec<Option<OperatorNode>> {
+        let order = match graph.topological_order() {
+            Ok(order) => order,
+            Err(cycle) => {
+                self.error(
+                    format!("operators.{}.input", cycle[0]),
+                    format!("the operators form a cycle: {}", cycle.join(" -> ")),
+                );
+                return Vec::new();
+            }
+        };
+        // Built in dependency order, stored by index so that Upstream::Operator(i) stays valid.
+        let mut nodes: Vec<Option<OperatorNode>> = (0..operators.len()).map(|_| None).collect();
+        for index in order {
+            let (name, c) = &operators[index];
+            let Some(type_name) = &c.type_name else {
+                continue;
+            };
+            let resolved = self.resolve(c, graph, |up| match up {
+                Upstream::Source(i) => sources.get(i)?.as_ref().map(|s| s.spec.schema()),
+                Upstream::Operator(i) => nodes.get(i)?.as_ref().map(|o| o.spec.output_schema()),
+            });
+            let factory = match self.registry.operator(type_name) {
+                Ok(f) => f.clone(),
+                Err(message) => {
+                    self.error(format!("{}.type", c.key), message);
+                    continue;
+                }
+            };
+            let Some((inputs, schema)) = resolved else {
+                continue;
+            };
+            match factory(&c.rest, &schema) {
+                Ok(spec) => {
+                    if spec.is_aggregate() && aggregated(&inputs, &nodes) {
+                        self.error(
+                            c.key.clone(),
+                            "reads the output of another aggregate; like Spark, Weir supports one streaming aggregation per path",
+                        );
+                        continue;
+                    }
+                    nodes[index] = Some(OperatorNode {
+                        name: name.clone(),
+                        type_name: type_name.clone(),
+                        inputs,
+                        spec,
+                    });
+                }
+                Err(errors) => self.nested(&c.key, errors),
+            }
+        }
+        nodes
+    }
+
+    fn sinks(
+        &mut self,
+        sinks: &[(String, RawComponent)],
+        sources: &[Option<SourceNode>],
+        operators: &[Option<OperatorNode>],
+        graph: &Graph,
+    ) -> Vec<SinkNode> {
+        let mut nodes = Vec::new();
+        for (name, c) in sinks {
+            let mode = match c.output_mode.as_deref().unwrap_or("append") {
+                "append" => Some(OutputMode::Append),
+                "complete" => Some(OutputMode::Complete),
+                "update" => Some(OutputMode::Update),
+                other => {
+                    self.error(
+                        format!("{}.output_mode", c.key),
+                        format!("unknown output mode \"{other}\" (expected \"append\", \"complete\" or \"update\")"),
+                    );
+                    None
+                }
+            };
+            let factory = match c.type_name.as_deref().map(|t| self.registry.sink(t)) {
+                Some(Ok(f)) => Some(f.clone()),
+                Some(Err(message)) => {
+                    self.error(format!("{}.type", c.key), message);
+                    None
+                }
+                None => None,
+            };
+            let resolved = self.resolve(c, graph, |up| match up {
+                Upstream::Source(i) => sources.get(i)?.as_ref().map(|s| s.spec.schema()),
+                Upstream::Operator(i) => operators.get(i)?.as_ref().map(|o| o.spec.output_schema()),
+            });
+            let (Some(mode), Some(factory), Some((inputs, schema))) = (mode, factory, resolved)
+            else {
+                continue;
+            };
+            // Spark's rules (design.md §3): aggregates have no append without event-time windows,
+            // and only aggregates have a "whole result table" to complete.
+            let aggregate = aggregated(&inputs, operators);
+            let allowed: &[OutputMode] = if aggregate {
+                &[OutputMode::Complete, OutputMode::Update]
+            } else {
+                &[OutputMode::Append, OutputMode::Update]
+            };
+            if !allowed.contains(&mode) {
+                let what = if aggregate {
+                    "reads an aggregate, whose rows change as data arrives"
+                } else {
+                    "reads a stream without aggregation, which has no result table to complete"
+                };
+                let allowed: Vec<_> = allowed.iter().map(|m| format!("\"{m}\"")).collect();
+                self.error(
+                    format!("{}.output_mode", c.key),
+                    format!(
+                        "\"{mode}\" is not allowed: sink \"{name}\" {what} (allowed: {})",
+                        allowed.join(", ")
+                    ),
+                );
+                continue;
+            }
+            match factory(&c.rest, &schema, mode) {
+                Ok(spec) => nodes.push(SinkNode {
+                    name: name.clone(),
+                    type_name: c.type_name.clone().unwrap_or_default(),
+                    inputs,
+                    mode,
+                    spec,
+                }),
+                Err(errors) => self.nested(&c.key, errors),
+            }
+        }
+        nodes
+    }
+
+    fn unused(
+        &mut self,
+        sources: &[(String, RawComponent)],
+        operators: &[(String, RawComponent)],
+        sinks: &[(String, RawComponent)],
+    ) {
+        let read: BTreeSet<&str> = operators
+            .iter()
+            .chain(sinks)
+            .flat_map(|(_, c)| c.inputs.iter().map(String::as_str))
+            .collect();
+        for (name, c) in sources.iter().chain(operators) {
+            if !read.contains(name.as_str()) {
+                self.error(c.key.clone(), "nothing reads this component's output (name it in some sink's or operator's input)");
+            }
+        }
+    }
+
+    fn paths(
+        &mut self,
+        sources: &[Option<SourceNode>],
+        sinks: &[SinkNode],
+        checkpoint: &CheckpointSettings,
+    ) {
+        let mut claimed: Vec<(PathBuf, &str)> = Vec::new();
+        for sink in sinks {
+            let Some(folder) = sink.spec.output_folder() else {
+                continue;
+            };
+            let folder = normalize(&folder);
+            let key = format!("sinks.{}.path", sink.name);
+            if let Some((_, other)) = claimed.iter().find(|(p, _)| p == &folder) {
+                self.error(key.clone(), format!("sink \"{other}\" writes to the same folder; two sinks on one path would mix their files"));
+            }
+            for source in sources.iter().flatten() {
+                if let Some(watched) = source.spec.watched_folder() {
+                    if folder.starts_with(normalize(&watched)) {
+                        self.error(
+                            key.clone(),
+                            format!("is inside the folder source \"{}\" reads, which would read this sink's output again", source.name),
+                        );
+                    }
+                }
+            }
+            if let Some(state) = &checkpoint.path {
+                let state = normalize(state);
+                if folder.starts_with(&state) || state.starts_with(&folder) {
+                    self.error(
+                        key.clone(),
+                        "overlaps checkpoint.path; output and checkpoint state must live apart",
+                    );
+                }
+            }
+            claimed.push((folder, &sink.name));
+        }
+    }
+}
+
+/// Whether any of `inputs` is, or reads from, an aggregate.
+fn aggregated(inputs: &[Upstream], operators: &[Option<OperatorNode>]) -> bool {
+    inputs.iter().any(|up| match up {
+        Upstream::Source(_) => false,
+        Upstream::Operator(i) => operators
+            .get(*i)
+            .and_then(Option::as_ref)
+            .is_some_and(|op| op.spec.is_aggregate() || aggregated(&op.inputs, operators)),
+    })
+}
+
+/// Lexical normalisation, so that `./out` and `out/` compare equal; no file system access,
+/// because output folders need not exist yet.
+fn normalize(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn input_names(value: Value) -> Result<Vec<String>, String> {
+    let expected = "expected a component name or a list of names";
+    match value.kind {
+        ValueKind::String(s) => Ok(vec![s]),
+        ValueKind::Array(items) if !items.is_empty() => items
+            .into_iter()
+            .map(|v| v.into_string().map_err(|_| expected.to_string()))
+            .collect(),
+        _ => Err(expected.into()),
+    }
+}
+
+fn quoted<'a>(items: impl Iterator<Item = &'a &'a str>) -> String {
+    items
+        .map(|k| format!("\"{k}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Names and edges of sources and operators, for lookups and the cycle check.
+struct Graph {
+    names: HashMap<String, Upstream>,
+    /// For every operator, the operators it reads.
+    operator_inputs: Vec<Vec<usize>>,
+    operator_names: Vec<String>,
+}
+
+impl Graph {
+    fn new(sources: &[(String, RawComponent)], operators: &[(String, RawComponent)]) -> Self {
+        let mut names = HashMap::new();
+        for (i, (name, _)) in sources.iter().enumerate() {
+            names.insert(name.clone(), Upstream::Source(i));
+        }
+        for (i, (name, _)) in operators.iter().enumerate() {
+            names.entry(name.clone()).or_insert(Upstream::Operator(i));
+        }
+        let operator_inputs = operators
+            .iter()
+            .map(|(_, c)| {
+                c.inputs
+                    .iter()
+                    .filter_map(|n| match names.get(n) {
+                        Some(Upstream::Operator(i)) => Some(*i),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        Graph {
+            names,
+            operator_inputs,
+            operator_names: operators.iter().map(|(n, _)| n.clone()).collect(),
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Option<Upstream> {
+        self.names.get(name).copied()
+    }
+
+    fn known(&self) -> String {
+        let mut names: Vec<_> = self.names.keys().map(|n| format!("\"{n}\"")).collect();
+        names.sort();
+        names.join(", ")
+    }
+
+    /// Operators in an order where each comes after the operators it reads, or a cycle.
+    fn topological_order(&self) -> Result<Vec<usize>, Vec<String>> {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Active,
+            Done,
+        }
+        fn visit(
+            g: &Graph,
+            i: usize,
+            marks: &mut [Mark],
+            path: &mut Vec<usize>,
+            order: &mut Vec<usize>,
+        ) -> Result<(), Vec<String>> {
+            match marks[i] {
+                Mark::Done => return Ok(()),
+                Mark::Active => {
+                    let start = path.iter().position(|&p| p == i).unwrap_or(0);
+                    let mut cycle: Vec<String> = path[start..]
+                        .iter()
+                        .map(|&p| g.operator_names[p].clone())
+                        .collect();
+                    cycle.push(g.operator_names[i].clone());
+                    return Err(cycle);
+                }
+                Mark::New => {}
+            }
+            marks[i] = Mark::Active;
+            path.push(i);
+            for &input in &g.operator_inputs[i] {
+                visit(g, input, marks, path, order)?;
+            }
+            path.pop();
+            marks[i] = Mark::Done;
+            order.push(i);
+            Ok(())
+        }
+        let mut marks = vec![Mark::New; self.operator_inputs.len()];
+        let mut order = Vec::new();
+        for i in 0..marks.len() {
+            visit(self, i, &mut marks, &mut Vec::new(), &mut order)?;
+        }
+        Ok(order)
+    }
+}
