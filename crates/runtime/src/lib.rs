@@ -54,7 +54,7 @@ pub use registry::{ComponentConfig, OperatorSpec, Registry, SinkSpec, SourceSpec
 pub use spec::{CheckpointSettings, ConfigErrors, PipelineSpec};
 pub use weir_checkpoint::{EpochCompleted, Trigger};
 pub use weir_core::{
-    Barrier, BarrierKind, ConfigError, Epoch, Error, Operator, OutputMode, Sink, Source,
+    Barrier, BarrierKind, ConfigError, Epoch, Error, Operator, OutputMode, Result, Sink, Source,
     StreamMessage,
 };
 pub use weir_sink::format_table;

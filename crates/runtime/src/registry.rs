@@ -56,39 +56,59 @@ pub struct ComponentConfig {
 }
 
 impl ComponentConfig {
-    /// Deserializes the table into the component's config type. Unknown keys and wrong types
-    /// are reported as they are found; use `#[serde(deny_unknown_fields)]` on `T`.
+    /// Deserializes the table into the component's config type. Every unknown key is
+    /// reported, not just the first; use `#[serde(deny_unknown_fields)]` on `T`.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, Vec<ConfigError>> {
-        // serde stops at the first unknown key; take each out and try again, so that one
-        // typo does not hide the next one, or a type error behind it.
+        self.validate(Ok)
+    }
+
+    /// Deserializes the table and runs `validate` on it. Unknown keys do not stop validation,
+    /// so a typo in one key does not hide a wrong value in another.
+    pub fn validate<T: DeserializeOwned, S>(
+        &self,
+        validate: impl FnOnce(T) -> Result<S, Vec<ConfigError>>,
+    ) -> Result<S, Vec<ConfigError>> {
+        let (config, mut errors) = self.lenient::<T>();
+        let Some(config) = config else {
+            return Err(errors);
+        };
+        match validate(config) {
+            Ok(spec) if errors.is_empty() => Ok(spec),
+            Ok(_) => Err(errors),
+            Err(more) => {
+                errors.extend(more);
+                Err(errors)
+            }
+        }
+    }
+
+    /// The config with unknown keys left out, and an error for each of them (or for the
+    /// first other problem, after which there is no config).
+    fn lenient<T: DeserializeOwned>(&self) -> (Option<T>, Vec<ConfigError>) {
+        // serde stops at the first unknown key; take each out and try again.
         let mut value = self.value.clone();
         let mut errors = Vec::new();
         loop {
-            match value.clone().try_deserialize::<T>() {
-                Ok(config) if errors.is_empty() => return Ok(config),
-                Ok(_) => return Err(errors),
-                Err(e) => {
-                    let message = e.to_string();
-                    let unknown = message
-                        .strip_prefix("unknown field `")
-                        .and_then(|rest| rest.split_once('`'))
-                        .map(|(key, _)| key.to_string());
-                    let removed = match (&unknown, &mut value.kind) {
-                        (Some(key), config::ValueKind::Table(table)) => table.remove(key).is_some(),
-                        _ => false,
-                    };
-                    // config says where a type error is as a suffix; make it the key instead.
-                    let (text, key) = match message.rsplit_once(" for key `") {
-                        Some((text, key)) => {
-                            (text.to_string(), key.trim_end_matches('`').to_string())
-                        }
-                        None => (message.clone(), unknown.clone().unwrap_or_default()),
-                    };
-                    errors.push(ConfigError::new(key, clean_serde_message(&text)));
-                    if !removed {
-                        return Err(errors);
-                    }
-                }
+            let message = match value.clone().try_deserialize::<T>() {
+                Ok(config) => return (Some(config), errors),
+                Err(e) => e.to_string(),
+            };
+            let unknown = message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(key, _)| key.to_string());
+            let removed = match (&unknown, &mut value.kind) {
+                (Some(key), config::ValueKind::Table(table)) => table.remove(key).is_some(),
+                _ => false,
+            };
+            // config says where a type error is as a suffix; make it the key instead.
+            let (text, key) = match message.rsplit_once(" for key `") {
+                Some((text, key)) => (text.to_string(), key.trim_end_matches('`').to_string()),
+                None => (message.clone(), unknown.unwrap_or_default()),
+            };
+            errors.push(ConfigError::new(key, clean_serde_message(&text)));
+            if !removed {
+                return (None, errors);
             }
         }
     }
@@ -207,28 +227,29 @@ impl Default for Registry {
     fn default() -> Self {
         let mut registry = Registry::empty();
         registry.register_source("csv", |table| {
-            let config: CsvSourceConfig = table.deserialize()?;
-            Ok(Box::new(config.validate()?))
+            table.validate(|config: CsvSourceConfig| {
+                Ok(Box::new(config.validate()?) as Box<dyn SourceSpec>)
+            })
         });
         registry.register_operator("aggregate", |table, input| {
-            let config: AggregateConfig = table.deserialize()?;
-            Ok(Box::new(AggregateSpec {
-                describe: format!(
+            table.validate(|config: AggregateConfig| {
+                let describe = format!(
                     "group_by [{}]: {}",
                     config.group_by.join(", "),
                     config.aggregates.join(", ")
-                ),
-                settings: config.validate(input)?,
-            }))
+                );
+                let settings = config.validate(input)?;
+                Ok(Box::new(AggregateSpec { describe, settings }) as Box<dyn OperatorSpec>)
+            })
         });
         registry.register_sink("console", |table, _, _| {
-            let config: ConsoleSinkConfig = table.deserialize()?;
-            Ok(Box::new(config))
+            table.validate(|config: ConsoleSinkConfig| Ok(Box::new(config) as Box<dyn SinkSpec>))
         });
         for format in [FileFormat::Parquet, FileFormat::Csv] {
             registry.register_sink(format.extension(), move |table, input, mode| {
-                let config: FileSinkConfig = table.deserialize()?;
-                Ok(Box::new(config.validate(format, input, mode)?))
+                table.validate(|config: FileSinkConfig| {
+                    Ok(Box::new(config.validate(format, input, mode)?) as Box<dyn SinkSpec>)
+                })
             });
         }
         registry

@@ -757,6 +757,21 @@ impl<'a> Validator<'a> {
         operators: &[(String, RawComponent)],
         sinks: &[(String, RawComponent)],
     ) {
+        let known: BTreeSet<&str> = sources
+            .iter()
+            .chain(operators)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let inputs = || {
+            operators
+                .iter()
+                .chain(sinks)
+                .flat_map(|(_, c)| c.inputs.iter())
+        };
+        // A misspelt input is the likely reason; that error is already there.
+        if inputs().any(|i| !known.contains(i.as_str())) {
+            return;
+        }
         let read: BTreeSet<&str> = operators
             .iter()
             .chain(sinks)

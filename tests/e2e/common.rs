@@ -1,0 +1,323 @@
+//! Helpers: a temporary workspace, notebook-shaped data, and independent readers of output.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int32Type;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// One input row: File, Shop, Sale_Count.
+pub(crate) type Row = (String, String, i32);
+
+/// A fresh folder to run `weir` in; every path in a pipeline is relative to it.
+pub(crate) struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub(crate) fn new() -> Self {
+        Workspace {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub(crate) fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub(crate) fn write(&self, relative: &str, text: &str) -> PathBuf {
+        let path = self.path(relative);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub(crate) fn weir(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+
+    /// Starts `weir` in the background, its output going to `stdout.txt` and `stderr.txt`.
+    pub(crate) fn spawn(&self, args: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .stdout(Stdio::from(
+                fs::File::create(self.path("stdout.txt")).unwrap(),
+            ))
+            .stderr(Stdio::from(
+                fs::File::create(self.path("stderr.txt")).unwrap(),
+            ))
+            .spawn()
+            .unwrap()
+    }
+
+    pub(crate) fn stdout(&self) -> String {
+        fs::read_to_string(self.path("stdout.txt")).unwrap_or_default()
+    }
+
+    pub(crate) fn stderr(&self) -> String {
+        fs::read_to_string(self.path("stderr.txt")).unwrap_or_default()
+    }
+
+    /// Writes `files` CSV files of notebook-shaped rows into `folder`, each under a hidden
+    /// name first and then renamed into place, as a producer should. Deterministic per seed.
+    pub(crate) fn csv_files(
+        &self,
+        folder: &str,
+        first: usize,
+        files: usize,
+        rows: usize,
+        shops: u64,
+        seed: u64,
+    ) -> Vec<Row> {
+        let dir = self.path(folder);
+        fs::create_dir_all(&dir).unwrap();
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let mut next = move |bound: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % bound
+        };
+        let mut all = Vec::new();
+        for f in first..first + files {
+            let name = format!("sales_{f:04}.csv");
+            let mut text = String::from("File;Shop;Sale_Count\n");
+            for _ in 0..rows {
+                let row = (
+                    name.clone(),
+                    format!("Shop_{:03}", next(shops)),
+                    next(1001) as i32,
+                );
+                text.push_str(&format!("{};{};{}\n", row.0, row.1, row.2));
+                all.push(row);
+            }
+            let hidden = dir.join(format!(".{name}"));
+            fs::write(&hidden, text).unwrap();
+            fs::rename(&hidden, dir.join(&name)).unwrap();
+        }
+        all
+    }
+}
+
+pub(crate) fn sums(rows: &[Row]) -> BTreeMap<String, i64> {
+    let mut sums = BTreeMap::new();
+    for (_, shop, count) in rows {
+        *sums.entry(shop.clone()).or_insert(0) += *count as i64;
+    }
+    sums
+}
+
+pub(crate) fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort();
+    rows
+}
+
+/// Names of the files a reader of `dir` sees (no `_` or `.` prefix), sorted.
+pub(crate) fn visible_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('_') && !n.starts_with('.'))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The rows of every committed parquet file in `dir`, read with the parquet crate.
+pub(crate) fn parquet_rows(dir: &Path) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for name in visible_files(dir) {
+        let file = fs::File::open(dir.join(&name)).unwrap();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let batch = batch.unwrap();
+            let files = batch.column(0).as_string::<i32>();
+            let shops = batch.column(1).as_string::<i32>();
+            let counts = batch.column(2).as_primitive::<Int32Type>();
+            for i in 0..batch.num_rows() {
+                rows.push((
+                    files.value(i).to_string(),
+                    shops.value(i).to_string(),
+                    counts.value(i),
+                ));
+            }
+        }
+    }
+    sorted(rows)
+}
+
+/// The rows and column types of the parquet folder `dir` as pyarrow's dataset reader sees
+/// them: an independent reader, installed by `make setup`.
+pub(crate) fn pyarrow_rows(dir: &Path) -> (Vec<Row>, Vec<String>) {
+    let script = r#"
+import sys, pyarrow.dataset as ds
+table = ds.dataset(sys.argv[1], format="parquet").to_table()
+print(";".join(str(f.type) for f in table.schema))
+for f, s, c in zip(*(table.column(i).to_pylist() for i in range(3))):
+    print(f"{f};{s};{c}")
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(dir)
+        .output()
+        .expect("python3 is installed by `make setup`");
+    assert!(
+        out.status.success(),
+        "pyarrow could not read {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let types = lines.next().unwrap().split(';').map(String::from).collect();
+    let rows = lines
+        .map(|l| {
+            let parts: Vec<&str> = l.split(';').collect();
+            (
+                parts[0].to_string(),
+                parts[1].to_string(),
+                parts[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    (sorted(rows), types)
+}
+
+/// The tables the console sink printed, by epoch: each a map from the first column to the
+/// second.
+pub(crate) fn console_tables(stdout: &str) -> BTreeMap<u64, BTreeMap<String, i64>> {
+    let mut tables = BTreeMap::new();
+    let mut current: Option<u64> = None;
+    let mut rows_seen = 0;
+    for line in stdout.lines() {
+        if let Some(epoch) = line.strip_prefix("Epoch: ") {
+            current = Some(epoch.trim().parse().unwrap());
+            rows_seen = 0;
+            tables.insert(current.unwrap(), BTreeMap::new());
+        } else if line.starts_with('|') {
+            rows_seen += 1;
+            if rows_seen == 1 {
+                continue; // the header
+            }
+            let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+            if let (Some(epoch), Ok(value)) = (current, cells[1].parse::<i64>()) {
+                tables
+                    .get_mut(&epoch)
+                    .unwrap()
+                    .insert(cells[0].to_string(), value);
+            }
+        }
+    }
+    tables
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+pub(crate) fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
+/// Sends `signal` (INT or TERM) to `child` and waits for it to exit.
+pub(crate) fn signal_and_wait(child: &mut Child, signal: &str) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("weir did not exit within 20 s of SIG{signal}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The notebook's pipeline over `in/`: per-shop sums to the console (complete mode) and to
+/// `sums/` as CSV, raw rows to `out/` as parquet, with the given trigger table body.
+pub(crate) fn notebook_pipeline(trigger: &str, max_files: usize) -> String {
+    format!(
+        r#"
+name = "shop_sales"
+
+[checkpoint]
+interval = "100ms"
+
+[trigger]
+{trigger}
+
+[sources.sales]
+type = "csv"
+path = "in"
+schema = "File STRING, Shop STRING, Sale_Count INT"
+header = true
+sep = ";"
+max_files_per_trigger = {max_files}
+
+[operators.by_shop]
+type = "aggregate"
+input = "sales"
+group_by = ["Shop"]
+aggregates = ["sum(Sale_Count)"]
+
+[sinks.display]
+type = "console"
+input = "by_shop"
+output_mode = "complete"
+num_rows = 1000
+
+[sinks.sums]
+type = "csv"
+input = "by_shop"
+path = "sums"
+output_mode = "complete"
+
+[sinks.archive]
+type = "parquet"
+input = "sales"
+path = "out"
+output_mode = "append"
+"#
+    )
+}
+
+/// The per-shop sums in `sums/result.csv`.
+pub(crate) fn sums_file(ws: &Workspace) -> BTreeMap<String, i64> {
+    let text = fs::read_to_string(ws.path("sums/result.csv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("Shop,sum(Sale_Count)"));
+    lines
+        .map(|l| {
+            let (shop, sum) = l.split_once(',').unwrap();
+            (shop.to_string(), sum.parse().unwrap())
+        })
+        .collect()
+}

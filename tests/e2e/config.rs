@@ -1,0 +1,182 @@
+//! Configuration errors: all at once, each naming the file, the key and what was expected.
+
+use crate::common::*;
+
+fn validate(ws: &Workspace, text: &str, extra: &[&str]) -> (Option<i32>, String, String) {
+    ws.write("pipeline.toml", text);
+    let mut args = vec!["validate", "pipeline.toml"];
+    args.extend_from_slice(extra);
+    let out = ws.weir(&args);
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+const GOOD: &str = r#"
+[sources.sales]
+type = "csv"
+path = "in"
+schema = "File STRING, Shop STRING, Sale_Count INT"
+
+[sinks.archive]
+type = "parquet"
+input = "sales"
+path = "out"
+"#;
+
+#[test]
+fn every_error_is_reported_at_once_with_its_key() {
+    let ws = Workspace::new();
+    let text = r#"
+colour = "blue"
+
+[checkpoint]
+interval = "10 sec"
+
+[trigger]
+processing_time = "0s"
+
+[sources.sales]
+type = "csv"
+path = "in"
+schema = "File STRING, Shop STRING, Sale_Count INTEGR"
+sepp = ";"
+
+[sources.events]
+type = "kafka"
+
+[sinks.archive]
+type = "parquet"
+input = "salez"
+path = "out"
+"#;
+    let (code, _, err) = validate(&ws, text, &[]);
+    assert_eq!(code, Some(2));
+    for expected in [
+        "pipeline.toml: colour: unknown key (expected one of \"name\", \"checkpoint\", \"trigger\", \"sources\", \"operators\", \"sinks\")",
+        "pipeline.toml: checkpoint.interval: \"10 sec\" is not a duration (expected a positive duration such as \"500ms\", \"10s\", \"2m\" or \"1h\")",
+        "pipeline.toml: trigger.processing_time: \"0s\" is zero",
+        "pipeline.toml: sources.sales.sepp: unknown key \"sepp\", expected one of \"path\", \"schema\", \"header\", \"sep\"",
+        "pipeline.toml: sources.sales.schema: \"File STRING, Shop STRING, Sale_Count INTEGR\" at character 38: unknown type \"INTEGR\" (expected one of STRING, INT, BIGINT, DOUBLE, BOOLEAN, DATE, TIMESTAMP, DECIMAL(p,s))",
+        "pipeline.toml: sources.events.type: unknown type \"kafka\" (expected one of \"csv\")",
+        "pipeline.toml: sinks.archive.input: \"salez\" names no source or operator (known: \"events\", \"sales\")",
+    ] {
+        assert!(err.contains(expected), "missing:\n{expected}\nin:\n{err}");
+    }
+}
+
+#[test]
+fn malformed_toml_names_the_line_and_column() {
+    let ws = Workspace::new();
+    let (code, _, err) = validate(&ws, "name = \"x\"\n[sources.sales]\ntype = \"csv\n", &[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.starts_with("pipeline.toml: line 3, column 12: malformed TOML"),
+        "{err}"
+    );
+}
+
+#[test]
+fn schema_columns_are_checked_against_the_aggregate() {
+    let ws = Workspace::new();
+    let text = format!(
+        "{GOOD}\n[operators.by_shop]\ntype = \"aggregate\"\ninput = \"sales\"\ngroup_by = [\"Shopp\"]\naggregates = [\"sum(Shop)\"]\n\n[sinks.display]\ntype = \"console\"\ninput = \"by_shop\"\noutput_mode = \"complete\"\n"
+    );
+    let (code, _, err) = validate(&ws, &text, &[]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("operators.by_shop.group_by[0]: unknown column \"Shopp\" (the input has File, Shop, Sale_Count)"), "{err}");
+    assert!(err.contains("operators.by_shop.aggregates[0]: sum(Shop) needs a numeric column, but \"Shop\" is STRING"), "{err}");
+}
+
+#[test]
+fn sinks_may_not_share_a_folder_or_write_into_a_source() {
+    let ws = Workspace::new();
+    let text = format!("{GOOD}\n[sinks.copy]\ntype = \"csv\"\ninput = \"sales\"\npath = \"./out/\"\n\n[sinks.loop]\ntype = \"csv\"\ninput = \"sales\"\npath = \"in/again\"\n");
+    let (code, _, err) = validate(&ws, &text, &[]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("sinks.copy.path: sink \"archive\" writes to the same folder"),
+        "{err}"
+    );
+    assert!(
+        err.contains("sinks.loop.path: is inside the folder source \"sales\" reads"),
+        "{err}"
+    );
+}
+
+#[test]
+fn set_and_environment_override_the_file() {
+    let ws = Workspace::new();
+    let (code, out, err) = validate(
+        &ws,
+        GOOD,
+        &[
+            "--set",
+            "sinks.archive.path=elsewhere",
+            "--set",
+            "trigger.once=true",
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("trigger: once") && out.contains("elsewhere (append)"),
+        "{out}"
+    );
+
+    let (code, _, err) = validate(&ws, GOOD, &["--set", "sinks.archive.compression=zip"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("sinks.archive.compression: unknown compression \"zip\""),
+        "{err}"
+    );
+
+    ws.write("pipeline.toml", GOOD);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["validate", "pipeline.toml"])
+        .current_dir(ws.path(""))
+        .env("WEIR_SOURCES__SALES__MAX_FILES_PER_TRIGGER", "none")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("sources.sales.max_files_per_trigger: invalid type: string \"none\", expected an integer"), "{err}");
+}
+
+#[test]
+fn graph_shows_every_stage_and_edge() {
+    let ws = Workspace::new();
+    ws.write(
+        "pipeline.toml",
+        &notebook_pipeline("available_now = true", 2),
+    );
+    let out = ws.weir(&["graph", "pipeline.toml"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text,
+        "pipeline shop_sales (trigger: available_now)\n\
+         5 stage actors, each on its own arbiter, and a coordinator\n\
+         source sales [csv] in\n\
+         \x20   -> operator by_shop [aggregate] group_by [Shop]: sum(Sale_Count)\n\
+         \x20       -> sink display [console] standard output, 1000 rows per epoch (complete)\n\
+         \x20       -> sink sums [csv] sums (complete)\n\
+         \x20   -> sink archive [parquet] out (append)\n"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exists_for_every_command() {
+    let ws = Workspace::new();
+    assert_eq!(ws.weir(&["run"]).status.code(), Some(2));
+    assert_eq!(ws.weir(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(ws.weir(&["run", "missing.toml"]).status.code(), Some(2));
+    for command in ["run", "validate", "show", "graph"] {
+        let out = ws.weir(&[command, "--help"]);
+        assert!(out.status.success());
+        assert!(String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("Usage: weir"));
+    }
+}

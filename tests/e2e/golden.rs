@@ -1,0 +1,148 @@
+//! The notebook job, straight through, checked against sums computed here and against an
+//! independent parquet reader.
+
+use crate::common::*;
+
+#[test]
+fn the_notebook_job_gives_the_sums_and_the_rows() {
+    let ws = Workspace::new();
+    let input = ws.csv_files("in", 0, 8, 1500, 60, 1);
+    ws.write(
+        "pipeline.toml",
+        &notebook_pipeline("available_now = true", 3),
+    );
+
+    let out = ws.weir(&["run", "pipeline.toml"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "weir run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // available_now with 3 files per trigger: 8 files make 3 epochs.
+    let tables = console_tables(&stdout);
+    assert_eq!(
+        tables.keys().copied().collect::<Vec<_>>(),
+        [1, 2, 3],
+        "{stdout}"
+    );
+    let expected = sums(&input);
+    assert!(expected.len() >= 50);
+    assert_eq!(
+        tables[&3], expected,
+        "the console's last table is the running total"
+    );
+    assert_eq!(
+        sums_file(&ws),
+        expected,
+        "the complete-mode file holds the final table"
+    );
+
+    // The archive holds exactly the input rows, once each, by either reader.
+    assert_eq!(parquet_rows(&ws.path("out")), sorted(input.clone()));
+    let (rows, types) = pyarrow_rows(&ws.path("out"));
+    assert_eq!(rows, sorted(input));
+    assert_eq!(types, ["string", "string", "int32"]);
+    assert_eq!(
+        visible_files(&ws.path("out")).len(),
+        3,
+        "one file per epoch"
+    );
+}
+
+#[test]
+fn show_prints_the_committed_rows() {
+    let ws = Workspace::new();
+    let input = ws.csv_files("in", 0, 2, 50, 5, 2);
+    ws.write("pipeline.toml", &notebook_pipeline("once = true", 1));
+    assert!(ws
+        .weir(&["run", "pipeline.toml", "--quiet"])
+        .status
+        .success());
+
+    let out = ws.weir(&["show", "out", "--num-rows", "1000"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("|          File|    Shop|Sale_Count|"),
+        "{text}"
+    );
+    assert!(text.ends_with("100 row(s) in 1 file(s)\n"), "{text}");
+    let (file, shop, count) = &input[17];
+    assert!(
+        text.contains(&format!("|{file}|{shop}|{count:>10}|")),
+        "{text}"
+    );
+}
+
+#[test]
+fn two_sources_into_one_aggregate_align_their_barriers() {
+    let ws = Workspace::new();
+    let north = ws.csv_files("north", 0, 5, 400, 20, 3);
+    let south = ws.csv_files("south", 100, 2, 300, 20, 4);
+    ws.write(
+        "pipeline.toml",
+        r#"
+[trigger]
+available_now = true
+
+[sources.north]
+type = "csv"
+path = "north"
+schema = "File STRING, Shop STRING, Sale_Count INT"
+header = true
+sep = ";"
+max_files_per_trigger = 1
+
+[sources.south]
+type = "csv"
+path = "south"
+schema = "File STRING, Shop STRING, Sale_Count INT"
+header = true
+sep = ";"
+max_files_per_trigger = 1
+
+[operators.by_shop]
+type = "aggregate"
+input = ["north", "south"]
+group_by = ["Shop"]
+aggregates = ["sum(Sale_Count)"]
+
+[sinks.sums]
+type = "csv"
+input = "by_shop"
+path = "sums"
+output_mode = "complete"
+"#,
+    );
+    let out = ws.weir(&["run", "pipeline.toml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all: Vec<Row> = north.into_iter().chain(south).collect();
+    assert_eq!(sums_file(&ws), sums(&all));
+}
+
+#[test]
+fn a_bad_value_stops_the_run_with_the_file_named() {
+    let ws = Workspace::new();
+    ws.write(
+        "in/bad.csv",
+        "File;Shop;Sale_Count\nbad.csv;S1;3\nbad.csv;S2;12x\n",
+    );
+    ws.write("pipeline.toml", &notebook_pipeline("once = true", 1));
+    let out = ws.weir(&["run", "pipeline.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sources.sales") && stderr.contains("bad.csv") && stderr.contains("12x"),
+        "{stderr}"
+    );
+    assert!(
+        visible_files(&ws.path("out")).is_empty(),
+        "nothing of the failed epoch is visible"
+    );
+}

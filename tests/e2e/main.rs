@@ -1,0 +1,9 @@
+//! End-to-end tests: each runs the real `weir` binary in a fresh temporary folder.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod config;
+mod golden;
+mod modes;
+mod triggers;
