@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what building and testing Weir needs on a Debian machine, and nothing that is
+# already there, so that a second run takes a second. Needs root (or sudo) for apt-get.
+set -euo pipefail
+
+sudo_if_needed() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# System packages: a C/C++ compiler and libclang for RocksDB's build (librocksdb-sys),
+# make, and Python for the sample-data generator and the independent parquet readers.
+packages=(build-essential clang libclang-dev make python3 python3-pip python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo_if_needed apt-get update -qq
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+# Rust: Weir needs 1.88 or newer (arrow 60's minimum). rustup is the way to get it.
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo not found; install Rust 1.88 or newer with rustup (https://rustup.rs) and run again" >&2
+    exit 1
+fi
+rust_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+if [ "${rust_minor:-0}" -lt 88 ]; then
+    echo "setup: $(rustc --version) is too old; Weir needs Rust 1.88 or newer (rustup update)" >&2
+    exit 1
+fi
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
+
+# pyarrow and DuckDB read Weir's parquet output back in the tests, as independent readers.
+if ! python3 -c 'import pyarrow, duckdb' >/dev/null 2>&1; then
+    echo "setup: installing pyarrow and duckdb from PyPI"
+    python3 -m pip install --quiet pyarrow duckdb 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages pyarrow duckdb
+fi
+echo "setup: ready ($(cargo --version), $(python3 --version))"
