@@ -44,6 +44,17 @@ impl Workspace {
             .unwrap()
     }
 
+    /// Runs `weir` and asserts that it succeeded, showing its errors if not.
+    pub(crate) fn run_ok(&self, args: &[&str]) -> Output {
+        let out = self.weir(args);
+        assert!(
+            out.status.success(),
+            "weir {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     /// Starts `weir` in the background, its output going to `stdout.txt` and `stderr.txt`.
     pub(crate) fn spawn(&self, args: &[&str]) -> Child {
         Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -200,6 +211,36 @@ for f, s, c in zip(*(table.column(i).to_pylist() for i in range(3))):
     (sorted(rows), types)
 }
 
+/// Per-shop sums of the parquet folder `dir` as DuckDB computes them from a glob: a second
+/// independent reader, installed by `make setup`.
+pub(crate) fn duckdb_sums(dir: &Path) -> BTreeMap<String, i64> {
+    let script = r#"
+import sys, duckdb
+query = f"SELECT Shop, sum(Sale_Count) FROM read_parquet('{sys.argv[1]}/*.parquet') GROUP BY Shop"
+for shop, total in duckdb.sql(query).fetchall():
+    print(f"{shop};{total}")
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(dir)
+        .output()
+        .expect("python3 is installed by `make setup`");
+    assert!(
+        out.status.success(),
+        "DuckDB could not read {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let (shop, total) = l.split_once(';').unwrap();
+            (shop.to_string(), total.parse().unwrap())
+        })
+        .collect()
+}
+
 /// The tables the console sink printed, by epoch: each a map from the first column to the
 /// second.
 pub(crate) fn console_tables(stdout: &str) -> BTreeMap<u64, BTreeMap<String, i64>> {
@@ -274,14 +315,7 @@ interval = "100ms"
 [trigger]
 {trigger}
 
-[sources.sales]
-type = "csv"
-path = "in"
-schema = "File STRING, Shop STRING, Sale_Count INT"
-header = true
-sep = ";"
-max_files_per_trigger = {max_files}
-
+{source}
 [operators.by_shop]
 type = "aggregate"
 input = "sales"
@@ -305,6 +339,22 @@ type = "parquet"
 input = "sales"
 path = "out"
 output_mode = "append"
+"#,
+        source = csv_source("sales", "in", max_files)
+    )
+}
+
+/// A `[sources.NAME]` table reading notebook-shaped files from `path`.
+pub(crate) fn csv_source(name: &str, path: &str, max_files: usize) -> String {
+    format!(
+        r#"
+[sources.{name}]
+type = "csv"
+path = "{path}"
+schema = "File STRING, Shop STRING, Sale_Count INT"
+header = true
+sep = ";"
+max_files_per_trigger = {max_files}
 "#
     )
 }

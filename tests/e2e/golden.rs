@@ -12,13 +12,8 @@ fn the_notebook_job_gives_the_sums_and_the_rows() {
         &notebook_pipeline("available_now = true", 3),
     );
 
-    let out = ws.weir(&["run", "pipeline.toml"]);
+    let out = ws.run_ok(&["run", "pipeline.toml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "weir run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 
     // available_now with 3 files per trigger: 8 files make 3 epochs.
     let tables = console_tables(&stdout);
@@ -45,6 +40,11 @@ fn the_notebook_job_gives_the_sums_and_the_rows() {
     assert_eq!(rows, sorted(input));
     assert_eq!(types, ["string", "string", "int32"]);
     assert_eq!(
+        duckdb_sums(&ws.path("out")),
+        expected,
+        "DuckDB reads the same rows"
+    );
+    assert_eq!(
         visible_files(&ws.path("out")).len(),
         3,
         "one file per epoch"
@@ -56,13 +56,9 @@ fn show_prints_the_committed_rows() {
     let ws = Workspace::new();
     let input = ws.csv_files("in", 0, 2, 50, 5, 2);
     ws.write("pipeline.toml", &notebook_pipeline("once = true", 1));
-    assert!(ws
-        .weir(&["run", "pipeline.toml", "--quiet"])
-        .status
-        .success());
+    ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
 
-    let out = ws.weir(&["show", "out", "--num-rows", "1000"]);
-    assert!(out.status.success());
+    let out = ws.run_ok(&["show", "out", "--num-rows", "1000"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains("|          File|    Shop|Sale_Count|"),
@@ -81,28 +77,14 @@ fn two_sources_into_one_aggregate_align_their_barriers() {
     let ws = Workspace::new();
     let north = ws.csv_files("north", 0, 5, 400, 20, 3);
     let south = ws.csv_files("south", 100, 2, 300, 20, 4);
+    let sources = csv_source("north", "north", 1) + &csv_source("south", "south", 1);
     ws.write(
         "pipeline.toml",
-        r#"
+        &format!(
+            r#"
 [trigger]
 available_now = true
-
-[sources.north]
-type = "csv"
-path = "north"
-schema = "File STRING, Shop STRING, Sale_Count INT"
-header = true
-sep = ";"
-max_files_per_trigger = 1
-
-[sources.south]
-type = "csv"
-path = "south"
-schema = "File STRING, Shop STRING, Sale_Count INT"
-header = true
-sep = ";"
-max_files_per_trigger = 1
-
+{sources}
 [operators.by_shop]
 type = "aggregate"
 input = ["north", "south"]
@@ -114,14 +96,10 @@ type = "csv"
 input = "by_shop"
 path = "sums"
 output_mode = "complete"
-"#,
+"#
+        ),
     );
-    let out = ws.weir(&["run", "pipeline.toml"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ws.run_ok(&["run", "pipeline.toml"]);
     let all: Vec<Row> = north.into_iter().chain(south).collect();
     assert_eq!(sums_file(&ws), sums(&all));
 }

@@ -10,14 +10,7 @@ fn pipeline(sink_input: &str, mode: &str, sink_type: &str) -> String {
 [trigger]
 available_now = true
 
-[sources.sales]
-type = "csv"
-path = "in"
-schema = "File STRING, Shop STRING, Sale_Count INT"
-header = true
-sep = ";"
-max_files_per_trigger = 1
-
+{source}
 {aggregate}
 [sinks.archive]
 type = "parquet"
@@ -30,6 +23,7 @@ input = "{sink_input}"
 output_mode = "{mode}"
 {path}
 "#,
+        source = csv_source("sales", "in", 1),
         path = if sink_type == "console" {
             ""
         } else {
@@ -62,12 +56,7 @@ fn update_mode_shows_only_the_rows_that_changed() {
     let ws = Workspace::new();
     two_epochs(&ws);
     ws.write("pipeline.toml", &pipeline("by_shop", "update", "console"));
-    let out = ws.weir(&["run", "pipeline.toml"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = ws.run_ok(&["run", "pipeline.toml"]);
     let tables = console_tables(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(
         tables[&1],
@@ -85,8 +74,7 @@ fn complete_mode_shows_the_whole_table_every_epoch() {
     let ws = Workspace::new();
     two_epochs(&ws);
     ws.write("pipeline.toml", &pipeline("by_shop", "complete", "console"));
-    let out = ws.weir(&["run", "pipeline.toml"]);
-    assert!(out.status.success());
+    let out = ws.run_ok(&["run", "pipeline.toml"]);
     let tables = console_tables(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(
         tables[&2],
@@ -99,7 +87,7 @@ fn update_mode_to_a_file_sink_appends_changed_rows_with_their_epoch() {
     let ws = Workspace::new();
     two_epochs(&ws);
     ws.write("pipeline.toml", &pipeline("by_shop", "update", "csv"));
-    assert!(ws.weir(&["run", "pipeline.toml"]).status.success());
+    ws.run_ok(&["run", "pipeline.toml"]);
     assert_eq!(
         visible_files(&ws.path("result")),
         ["part-000001-0000.csv", "part-000002-0000.csv"]
@@ -113,12 +101,7 @@ fn append_mode_writes_raw_rows_and_update_passes_them_through() {
     let ws = Workspace::new();
     two_epochs(&ws);
     ws.write("pipeline.toml", &pipeline("sales", "update", "console"));
-    let out = ws.weir(&["run", "pipeline.toml"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = ws.run_ok(&["run", "pipeline.toml"]);
     assert_eq!(parquet_rows(&ws.path("out")).len(), 3);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("|   b|   B|        10|"), "{stdout}");

@@ -11,12 +11,7 @@ fn once_reads_everything_in_one_epoch_and_exits() {
     let input = ws.csv_files("in", 0, 5, 200, 10, 5);
     // max_files_per_trigger does not apply to once, as in Spark.
     ws.write("pipeline.toml", &notebook_pipeline("once = true", 1));
-    let out = ws.weir(&["run", "pipeline.toml"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = ws.run_ok(&["run", "pipeline.toml"]);
     let tables = console_tables(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(tables.keys().copied().collect::<Vec<_>>(), [1]);
     assert_eq!(tables[&1], sums(&input));
@@ -31,12 +26,7 @@ fn available_now_on_an_empty_folder_exits_cleanly() {
         "pipeline.toml",
         &notebook_pipeline("available_now = true", 2),
     );
-    let out = ws.weir(&["run", "pipeline.toml"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ws.run_ok(&["run", "pipeline.toml"]);
     assert!(visible_files(&ws.path("out")).is_empty());
 }
 
@@ -48,8 +38,7 @@ fn available_now_with_a_limit_runs_one_epoch_per_batch_of_files() {
         "pipeline.toml",
         &notebook_pipeline("available_now = true", 1),
     );
-    let out = ws.weir(&["run", "pipeline.toml"]);
-    assert!(out.status.success());
+    ws.run_ok(&["run", "pipeline.toml"]);
     assert_eq!(sums_file(&ws), sums(&input));
     assert_eq!(
         visible_files(&ws.path("out")).len(),

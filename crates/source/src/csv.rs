@@ -447,6 +447,80 @@ mod tests {
     }
 
     #[test]
+    fn a_glob_reads_only_matching_files() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.csv"), "File;Shop;Sale_Count\na;S;1\n").unwrap();
+        fs::write(dir.path().join("b.txt"), "File;Shop;Sale_Count\nb;S;2\n").unwrap();
+        let pattern = format!("{}/*.csv", dir.path().display());
+        let mut source = CsvSourceConfig {
+            path: pattern,
+            ..config(dir.path())
+        }
+        .validate()
+        .unwrap()
+        .build();
+        source.discover().unwrap();
+        source.admit(false);
+        assert_eq!(read_all(&mut source), vec![1]);
+    }
+
+    #[test]
+    fn quotes_and_escapes_follow_the_options() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("q.csv"),
+            "File;Shop;Sale_Count\n'a;b';'it\\'s';5\n",
+        )
+        .unwrap();
+        let mut source = CsvSourceConfig {
+            quote: "'".into(),
+            ..config(dir.path())
+        }
+        .validate()
+        .unwrap()
+        .build();
+        source.discover().unwrap();
+        source.admit(false);
+        let batch = source.next_batch().unwrap().unwrap();
+        assert_eq!(
+            batch.column(0).as_string::<i32>().value(0),
+            "a;b",
+            "the separator inside quotes is data"
+        );
+        assert_eq!(
+            batch.column(1).as_string::<i32>().value(0),
+            "it's",
+            "the escaped quote is data"
+        );
+    }
+
+    #[test]
+    fn latest_first_reads_the_newest_file_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = SystemTime::now() - std::time::Duration::from_secs(60);
+        fs::write(dir.path().join("old.csv"), "File;Shop;Sale_Count\no;S;1\n").unwrap();
+        fs::File::options()
+            .write(true)
+            .open(dir.path().join("old.csv"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        fs::write(dir.path().join("new.csv"), "File;Shop;Sale_Count\nn;S;2\n").unwrap();
+        for (latest_first, expected) in [(false, vec![1, 2]), (true, vec![2, 1])] {
+            let mut source = CsvSourceConfig {
+                latest_first,
+                ..config(dir.path())
+            }
+            .validate()
+            .unwrap()
+            .build();
+            source.discover().unwrap();
+            source.admit(false);
+            assert_eq!(read_all(&mut source), expected);
+        }
+    }
+
+    #[test]
     fn glob_root_is_the_folder_before_the_wildcard() {
         assert_eq!(
             Location::Glob("data/in/*.csv".into()).root(),
