@@ -184,19 +184,8 @@ print(";".join(str(f.type) for f in table.schema))
 for f, s, c in zip(*(table.column(i).to_pylist() for i in range(3))):
     print(f"{f};{s};{c}")
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(dir)
-        .output()
-        .expect("python3 is installed by `make setup`");
-    assert!(
-        out.status.success(),
-        "pyarrow could not read {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let mut lines = text.lines();
+    let out = python(script, dir);
+    let mut lines = out.lines();
     let types = lines.next().unwrap().split(';').map(String::from).collect();
     let rows = lines
         .map(|l| {
@@ -211,6 +200,22 @@ for f, s, c in zip(*(table.column(i).to_pylist() for i in range(3))):
     (sorted(rows), types)
 }
 
+/// Runs a Python `script` with `dir` as its argument; its standard output.
+fn python(script: &str, dir: &Path) -> String {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(dir)
+        .output()
+        .expect("python3 is installed by `make setup`");
+    assert!(
+        out.status.success(),
+        "python could not read {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Per-shop sums of the parquet folder `dir` as DuckDB computes them from a glob: a second
 /// independent reader, installed by `make setup`.
 pub(crate) fn duckdb_sums(dir: &Path) -> BTreeMap<String, i64> {
@@ -220,20 +225,8 @@ query = f"SELECT Shop, sum(Sale_Count) FROM read_parquet('{sys.argv[1]}/*.parque
 for shop, total in duckdb.sql(query).fetchall():
     print(f"{shop};{total}")
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(dir)
-        .output()
-        .expect("python3 is installed by `make setup`");
-    assert!(
-        out.status.success(),
-        "DuckDB could not read {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
+    let out = python(script, dir);
+    out.lines()
         .map(|l| {
             let (shop, total) = l.split_once(';').unwrap();
             (shop.to_string(), total.parse().unwrap())

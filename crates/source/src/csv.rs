@@ -350,6 +350,14 @@ mod tests {
         counts
     }
 
+    /// A source with every file of its folder discovered and admitted.
+    fn admitted_all(config: CsvSourceConfig) -> CsvSource {
+        let mut source = config.validate().unwrap().build();
+        source.discover().unwrap();
+        source.admit(false);
+        source
+    }
+
     #[test]
     fn reads_each_new_file_once_and_skips_hidden_ones() {
         let dir = tempfile::tempdir().unwrap();
@@ -421,9 +429,7 @@ mod tests {
             "File;Shop;Sale_Count\nf;S;1\nf;S;12x\n",
         )
         .unwrap();
-        let mut source = config(dir.path()).validate().unwrap().build();
-        source.discover().unwrap();
-        source.admit(false);
+        let mut source = admitted_all(config(dir.path()));
         let err = source.next_batch().unwrap_err().to_string();
         assert!(err.contains("bad.csv") && err.contains("12x"), "{err}");
     }
@@ -452,15 +458,10 @@ mod tests {
         fs::write(dir.path().join("a.csv"), "File;Shop;Sale_Count\na;S;1\n").unwrap();
         fs::write(dir.path().join("b.txt"), "File;Shop;Sale_Count\nb;S;2\n").unwrap();
         let pattern = format!("{}/*.csv", dir.path().display());
-        let mut source = CsvSourceConfig {
+        let mut source = admitted_all(CsvSourceConfig {
             path: pattern,
             ..config(dir.path())
-        }
-        .validate()
-        .unwrap()
-        .build();
-        source.discover().unwrap();
-        source.admit(false);
+        });
         assert_eq!(read_all(&mut source), vec![1]);
     }
 
@@ -472,15 +473,10 @@ mod tests {
             "File;Shop;Sale_Count\n'a;b';'it\\'s';5\n",
         )
         .unwrap();
-        let mut source = CsvSourceConfig {
+        let mut source = admitted_all(CsvSourceConfig {
             quote: "'".into(),
             ..config(dir.path())
-        }
-        .validate()
-        .unwrap()
-        .build();
-        source.discover().unwrap();
-        source.admit(false);
+        });
         let batch = source.next_batch().unwrap().unwrap();
         assert_eq!(
             batch.column(0).as_string::<i32>().value(0),
@@ -507,15 +503,10 @@ mod tests {
             .unwrap();
         fs::write(dir.path().join("new.csv"), "File;Shop;Sale_Count\nn;S;2\n").unwrap();
         for (latest_first, expected) in [(false, vec![1, 2]), (true, vec![2, 1])] {
-            let mut source = CsvSourceConfig {
+            let mut source = admitted_all(CsvSourceConfig {
                 latest_first,
                 ..config(dir.path())
-            }
-            .validate()
-            .unwrap()
-            .build();
-            source.discover().unwrap();
-            source.admit(false);
+            });
             assert_eq!(read_all(&mut source), expected);
         }
     }
