@@ -1,7 +1,7 @@
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
-use crate::{Epoch, OutputMode, Result};
+use crate::{Epoch, OutputMode, Result, StageSnapshot, StateEntries};
 
 /// Reads a stream in epochs. The runtime's source actor drives it: it asks the source to look
 /// for new input, admits some of it into the current epoch (as the trigger says), reads the
@@ -24,6 +24,17 @@ pub trait Source: Send + 'static {
 
     /// The next batch of admitted input, or `None` once everything admitted has been read.
     fn next_batch(&mut self) -> Result<Option<RecordBatch>>;
+
+    /// The source's position at a barrier: what changed since the last snapshot (files
+    /// finished, the file being read and the row reached in it).
+    fn snapshot(&mut self) -> Result<StageSnapshot> {
+        Ok(StageSnapshot::default())
+    }
+
+    /// Resumes at the position a checkpoint recorded, before anything is discovered.
+    fn restore(&mut self, _state: StateEntries) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Transforms batches; stateful operators also emit at every barrier.
@@ -41,8 +52,19 @@ pub trait Operator: Send + 'static {
         Ok(None)
     }
 
+    /// The state that changed in the epoch, for its checkpoint. Called after
+    /// [`Operator::emit`], before [`Operator::end_epoch`].
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<StageSnapshot> {
+        Ok(StageSnapshot::default())
+    }
+
     /// The epoch's barrier has been handled; forget what changed in it.
     fn end_epoch(&mut self, _epoch: Epoch) -> Result<()> {
+        Ok(())
+    }
+
+    /// Loads the state a checkpoint holds, before any batch arrives.
+    fn restore(&mut self, _state: StateEntries) -> Result<()> {
         Ok(())
     }
 }
@@ -57,6 +79,18 @@ pub trait Sink: Send + 'static {
     /// The epoch has ended: flush and close what was written for it, still hidden.
     fn pre_commit(&mut self, _epoch: Epoch) -> Result<()> {
         Ok(())
+    }
+
+    /// Called once before any batch. `resume` is `None` on a fresh start, or the last complete
+    /// checkpoint's epoch and this sink's state in it: the sink commits what that checkpoint
+    /// left pending and discards anything written for later epochs.
+    fn start(&mut self, _resume: Option<(Epoch, StateEntries)>) -> Result<()> {
+        Ok(())
+    }
+
+    /// The state for the checkpoint of the epoch just pre-committed (its pending files).
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<StageSnapshot> {
+        Ok(StageSnapshot::default())
     }
 
     /// The checkpoint for `epoch` is complete: make its output visible. Must be idempotent.

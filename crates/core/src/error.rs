@@ -50,6 +50,13 @@ pub enum Error {
     /// A stage or actor stopped before the pipeline finished.
     #[error("{0}")]
     Stopped(String),
+    /// The pipeline does not fit what it finds, such as a checkpoint written by a different
+    /// pipeline. The user must act; the CLI exits 2.
+    #[error("{0}")]
+    Config(String),
+    /// The checkpoint store failed or is damaged.
+    #[error("{0}")]
+    Checkpoint(String),
     /// Something that should not happen: a bug in Weir.
     #[error("this is a bug in weir: {0}")]
     Internal(String),

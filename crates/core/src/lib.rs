@@ -20,9 +20,11 @@ mod duration;
 mod error;
 mod message;
 mod schema;
+mod state;
 
 pub use component::{Operator, Sink, Source};
 pub use duration::parse_duration;
 pub use error::{ConfigError, Error, Result};
 pub use message::{Barrier, BarrierKind, Envelope, Epoch, OutputMode, StreamMessage};
 pub use schema::{parse_ddl, DdlError, SUPPORTED_TYPES};
+pub use state::{failure_point, StageSnapshot, StateDelta, StateEntries, FAILURE_POINTS};
