@@ -1,15 +1,17 @@
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures::future::join_all;
 use tokio::sync::{broadcast, oneshot};
-use weir_core::{Barrier, BarrierKind, Epoch, Error};
+use weir_core::{failure_point, Barrier, BarrierKind, Epoch, Error, StageSnapshot};
 
 use crate::messages::{
     Ack, Admission, Admit, BarrierEmitted, Commit, InjectBarrier, RequestStop, RunContinuous,
     StageFailed, StartEpoch, Trigger, Wire,
 };
+use crate::store::CheckpointStore;
 
 /// How a run ended: `Ok` with the last committed epoch, or the first stage failure.
 pub type RunResult = Result<Epoch, Error>;
@@ -25,6 +27,8 @@ pub struct EpochCompleted {
     pub admitted: Option<usize>,
     /// From barrier injection to the end of the sinks' commits.
     pub duration: Duration,
+    /// Bytes the checkpoint wrote and how long the write took; `None` without a store.
+    pub checkpoint: Option<(u64, Duration)>,
 }
 
 struct InFlight {
@@ -33,11 +37,14 @@ struct InFlight {
     emitted: usize,
     admitted: Option<usize>,
     injected: Instant,
+    snapshots: Vec<(String, StageSnapshot)>,
 }
 
 /// Owns epochs: starts them as the trigger says, injects barriers, collects acks, commits.
 pub struct Coordinator {
     trigger: Trigger,
+    store: Option<Arc<CheckpointStore>>,
+    timeout: Duration,
     wire: Option<Wire>,
     next_epoch: Epoch,
     in_flight: BTreeMap<Epoch, InFlight>,
@@ -47,27 +54,38 @@ pub struct Coordinator {
     tick_due: bool,
     stopping: bool,
     final_injected: bool,
+    /// available_now lists the input once, at the first epoch of this run.
+    listed: bool,
     done: Option<oneshot::Sender<RunResult>>,
     progress: broadcast::Sender<EpochCompleted>,
 }
 
 impl Coordinator {
-    /// A coordinator for `trigger`. The returned receiver resolves when the run ends; progress
-    /// records go to `progress`.
+    /// A coordinator for `trigger`, whose first epoch is `first_epoch` (1, or one past the
+    /// checkpoint a run resumes from). With a `store`, every epoch is checkpointed into it
+    /// before its output is committed. An epoch not complete within `timeout` of its barrier
+    /// ends the run with an error naming the stages that did not answer. The returned receiver resolves when the run ends;
+    /// progress records go to `progress`.
     pub fn new(
         trigger: Trigger,
+        store: Option<Arc<CheckpointStore>>,
+        first_epoch: Epoch,
+        timeout: Duration,
         progress: broadcast::Sender<EpochCompleted>,
     ) -> (Self, oneshot::Receiver<RunResult>) {
         let (done, finished) = oneshot::channel();
         let coordinator = Coordinator {
             trigger,
+            store,
+            timeout,
             wire: None,
-            next_epoch: Epoch(1),
+            next_epoch: first_epoch,
             in_flight: BTreeMap::new(),
             planning: false,
             tick_due: false,
             stopping: false,
             final_injected: false,
+            listed: false,
             done: Some(done),
             progress,
         };
@@ -98,12 +116,12 @@ impl Coordinator {
         }
         if let Trigger::Continuous { .. } = self.trigger {
             if self.stopping {
-                self.inject(BarrierKind::Final, false, None);
+                self.inject(BarrierKind::Final, false, None, ctx);
             }
             return;
         }
         let epoch = self.next_epoch;
-        let first = epoch == Epoch(1);
+        let first = !self.listed;
         let (discover, admit) = match (self.stopping, self.trigger) {
             (true, _) => (false, Admit::Nothing),
             (false, Trigger::Once) => (true, Admit::All),
@@ -123,6 +141,7 @@ impl Coordinator {
             })
             .collect();
         self.planning = true;
+        self.listed = true;
         ctx.wait(
             join_all(requests)
                 .into_actor(self)
@@ -154,12 +173,18 @@ impl Coordinator {
                         // Nothing new: like Spark, a processing-time trigger runs no empty epoch.
                         return;
                     }
-                    act.inject(kind, true, Some(total.admitted));
+                    act.inject(kind, true, Some(total.admitted), ctx);
                 }),
         );
     }
 
-    fn inject(&mut self, kind: BarrierKind, drain: bool, admitted: Option<usize>) {
+    fn inject(
+        &mut self,
+        kind: BarrierKind,
+        drain: bool,
+        admitted: Option<usize>,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(wire) = &self.wire else { return };
         let epoch = self.next_epoch;
         self.next_epoch = epoch.next();
@@ -177,10 +202,48 @@ impl Coordinator {
                 emitted: 0,
                 admitted,
                 injected: Instant::now(),
+                snapshots: Vec::new(),
             },
         );
-        if wire.ackers == 0 {
-            tracing::warn!("pipeline has no operators or sinks");
+        ctx.run_later(self.timeout, move |act, ctx| act.check_timeout(epoch, ctx));
+    }
+
+    fn check_timeout(&mut self, epoch: Epoch, ctx: &mut Context<Self>) {
+        let (Some(state), Some(wire)) = (self.in_flight.get(&epoch), &self.wire) else {
+            return;
+        };
+        let answered: Vec<&str> = state
+            .snapshots
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let silent: Vec<&str> = wire
+            .sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(wire.ackers.iter().map(String::as_str))
+            .filter(|name| !answered.contains(name))
+            .collect();
+        let message = format!(
+            "checkpoint {epoch} timed out after {:?} (checkpoint.timeout): no answer from {}",
+            self.timeout,
+            silent.join(", ")
+        );
+        self.finish(Err(Error::Stopped(message)), ctx);
+    }
+
+    /// Completes `epoch` once every source has emitted its barrier and every stage has acked.
+    fn try_complete(&mut self, epoch: Epoch, ctx: &mut Context<Self>) {
+        let (sources, ackers) = self
+            .wire
+            .as_ref()
+            .map_or((0, 0), |w| (w.sources.len(), w.ackers.len()));
+        let ready = self
+            .in_flight
+            .get(&epoch)
+            .is_some_and(|s| s.emitted >= sources && s.acks >= ackers);
+        if ready {
+            self.complete(epoch, ctx);
         }
     }
 
@@ -190,46 +253,59 @@ impl Coordinator {
         };
         let Some(wire) = &self.wire else { return };
         let last = state.kind == BarrierKind::Final;
-        let commits: Vec<_> = wire
-            .sinks
-            .iter()
-            .map(|sink| sink.send(Commit { epoch, last }))
-            .collect();
-        ctx.spawn(
-            join_all(commits)
-                .into_actor(self)
-                .map(move |replies, act, ctx| {
-                    for reply in replies {
-                        match reply {
-                            Ok(Ok(())) => {}
-                            Ok(Err(error)) => return act.finish(Err(error), ctx),
-                            Err(e) => {
-                                return act.finish(
-                                    Err(Error::Stopped(format!("a sink stopped: {e}"))),
-                                    ctx,
-                                )
-                            }
-                        }
-                    }
-                    // Nobody listening is fine: progress is for whoever subscribes.
-                    let _ = act.progress.send(EpochCompleted {
-                        epoch,
-                        kind: state.kind,
-                        admitted: state.admitted,
-                        duration: state.injected.elapsed(),
-                    });
-                    if last {
-                        return act.finish(Ok(epoch), ctx);
-                    }
-                    let idle = act.in_flight.is_empty() && !act.planning;
-                    if act.stopping && idle {
-                        act.start_epoch(ctx);
-                    } else if act.tick_due && idle {
-                        act.tick_due = false;
-                        act.start_epoch(ctx);
-                    }
-                }),
-        );
+        failure_point("after-acks-before-manifest");
+        // The checkpoint is complete when this write returns, and not before: only then may
+        // any of the epoch's output become visible.
+        let checkpoint = match &self.store {
+            Some(store) => match store.write_checkpoint(epoch, &state.snapshots) {
+                Ok(m) => Some((m.bytes_written, Duration::from_micros(m.write_micros))),
+                Err(e) => {
+                    let error = Error::Stopped(format!("cannot write checkpoint {epoch}: {e}"));
+                    return self.finish(Err(error), ctx);
+                }
+            },
+            None => None,
+        };
+        failure_point("after-manifest-before-commit");
+        let sinks = wire.sinks.clone();
+        let commits = async move {
+            // One sink after another: a crash between two leaves some committed and some
+            // pending, which recovery finishes.
+            for (i, sink) in sinks.iter().enumerate() {
+                if i > 0 {
+                    failure_point("mid-commit");
+                }
+                match sink.send(Commit { epoch, last }).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => return Err(error),
+                    Err(e) => return Err(Error::Stopped(format!("a sink stopped: {e}"))),
+                }
+            }
+            Ok(())
+        };
+        ctx.spawn(commits.into_actor(self).map(move |result, act, ctx| {
+            if let Err(error) = result {
+                return act.finish(Err(error), ctx);
+            }
+            // Nobody listening is fine: progress is for whoever subscribes.
+            let _ = act.progress.send(EpochCompleted {
+                epoch,
+                kind: state.kind,
+                admitted: state.admitted,
+                duration: state.injected.elapsed(),
+                checkpoint,
+            });
+            if last {
+                return act.finish(Ok(epoch), ctx);
+            }
+            let idle = act.in_flight.is_empty() && !act.planning;
+            if act.stopping && idle {
+                act.start_epoch(ctx);
+            } else if act.tick_due && idle {
+                act.tick_due = false;
+                act.start_epoch(ctx);
+            }
+        }));
     }
 }
 
@@ -251,9 +327,9 @@ impl Handler<Wire> for Coordinator {
                         source.run.do_send(RunContinuous { poll });
                     }
                 }
-                ctx.run_interval(interval, |act, _ctx| {
+                ctx.run_interval(interval, |act, ctx| {
                     if act.in_flight.is_empty() && !act.final_injected {
-                        act.inject(BarrierKind::Checkpoint, false, None);
+                        act.inject(BarrierKind::Checkpoint, false, None, ctx);
                     }
                 });
             }
@@ -281,6 +357,7 @@ impl Handler<BarrierEmitted> for Coordinator {
             return;
         };
         state.emitted += 1;
+        state.snapshots.push((msg.stage, msg.snapshot));
         // available_now reads ahead: the next epoch's input is admitted as soon as every
         // source has let this epoch's barrier go, while downstream stages still work on it.
         if state.emitted == sources
@@ -290,6 +367,7 @@ impl Handler<BarrierEmitted> for Coordinator {
         {
             self.start_epoch(ctx);
         }
+        self.try_complete(msg.epoch, ctx);
     }
 }
 
@@ -297,16 +375,14 @@ impl Handler<Ack> for Coordinator {
     type Result = ();
 
     fn handle(&mut self, ack: Ack, ctx: &mut Context<Self>) {
-        let ackers = self.wire.as_ref().map_or(0, |w| w.ackers);
         let Some(state) = self.in_flight.get_mut(&ack.epoch) else {
             tracing::warn!(epoch = %ack.epoch, "ack for an epoch that is not in flight");
             return;
         };
         state.acks += 1;
+        state.snapshots.push((ack.stage, ack.snapshot));
         // Epochs complete in order: every stage handles barriers in order.
-        if state.acks >= ackers {
-            self.complete(ack.epoch, ctx);
-        }
+        self.try_complete(ack.epoch, ctx);
     }
 }
 

@@ -3,18 +3,21 @@
 //!
 //! The coordinator owns epochs. Following the pipeline's [`Trigger`] it asks every source to
 //! admit input into an epoch ([`StartEpoch`]), injects the epoch's barrier ([`InjectBarrier`]),
-//! counts the [`Ack`] of every operator and sink, and once all are in, tells the sinks to
-//! [`Commit`] the epoch. A stage that fails reports [`StageFailed`] and the run ends with that
-//! error. Durable manifests in RocksDB slot in between "all acks in" and "commit".
+//! counts the [`Ack`] of every operator and sink, writes the checkpoint (every stage's state
+//! delta and the [`Manifest`]) into the [`CheckpointStore`] in one atomic RocksDB write, and
+//! only then tells the sinks to [`Commit`] the epoch. A stage that fails reports
+//! [`StageFailed`] and the run ends with that error.
 //!
 //! A pipeline is wired by the `weir` runtime crate: it starts a coordinator, the stage actors,
 //! then sends [`Wire`] with their addresses, and waits on the completion channel.
 
 mod coordinator;
 mod messages;
+mod store;
 
 pub use coordinator::{Coordinator, EpochCompleted, RunResult};
 pub use messages::{
     Ack, Admission, Admit, BarrierEmitted, Commit, InjectBarrier, RequestStop, RunContinuous,
     SourceControl, StageFailed, StartEpoch, Trigger, Wire,
 };
+pub use store::{CheckpointStore, Manifest, StageSummary, StoreError};

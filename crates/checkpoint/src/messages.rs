@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use actix::{Message, Recipient};
-use weir_core::{Barrier, Epoch, Error};
+use weir_core::{Barrier, Epoch, Error, StageSnapshot};
 
 /// When epochs start and end (design.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,23 +73,32 @@ pub struct RunContinuous {
     pub poll: Duration,
 }
 
-/// Source → coordinator: the barrier of `epoch` has left the source.
-#[derive(Debug, Clone, Copy, Message)]
+/// Source → coordinator: the barrier of `epoch` has left the source, which was at the
+/// position in `snapshot` when it did.
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct BarrierEmitted {
     /// Index of the source in [`Wire::sources`].
     pub source: usize,
     /// The epoch whose barrier was emitted.
     pub epoch: Epoch,
+    /// The source's name in the pipeline file (`sources.sales`).
+    pub stage: String,
+    /// The source's position at the barrier.
+    pub snapshot: StageSnapshot,
 }
 
-/// Operator or sink → coordinator: barrier `epoch` is aligned, handled and its output
-/// pre-committed.
-#[derive(Debug, Clone, Copy, Message)]
+/// Operator or sink → coordinator: barrier `epoch` is aligned, handled, its output
+/// pre-committed and its state captured in `snapshot`.
+#[derive(Debug, Clone, Message)]
 #[rtype(result = "()")]
 pub struct Ack {
     /// The epoch acknowledged.
     pub epoch: Epoch,
+    /// The stage's name in the pipeline file (`operators.by_shop`).
+    pub stage: String,
+    /// What the stage's state became in the epoch.
+    pub snapshot: StageSnapshot,
 }
 
 /// Coordinator → sink: the checkpoint of `epoch` is complete; make its output visible.
@@ -120,6 +129,8 @@ pub struct RequestStop;
 /// The control endpoints of one source.
 #[derive(Clone)]
 pub struct SourceControl {
+    /// The source's name (`sources.sales`).
+    pub name: String,
     /// Where [`StartEpoch`] goes.
     pub start: Recipient<StartEpoch>,
     /// Where [`InjectBarrier`] goes.
@@ -136,6 +147,6 @@ pub struct Wire {
     pub sources: Vec<SourceControl>,
     /// Every sink instance.
     pub sinks: Vec<Recipient<Commit>>,
-    /// How many operator and sink instances ack each barrier.
-    pub ackers: usize,
+    /// Every operator and sink instance, by name (`sinks.archive`): each acks every barrier.
+    pub ackers: Vec<String>,
 }

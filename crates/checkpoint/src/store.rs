@@ -1,0 +1,458 @@
+//! Checkpoint state in one RocksDB instance at `checkpoint.path`.
+//!
+//! Keys, all in the default column family:
+//!
+//! | key | value |
+//! |---|---|
+//! | `m` epoch | the manifest of a complete checkpoint (JSON) |
+//! | `d` epoch stage `\0` key | one change of a stage's state in that epoch: `1` value, or `0` for a delete |
+//! | `b` stage `\0` key | a stage's state as of the base epoch |
+//! | `xbase` | the base epoch |
+//! | `xfingerprint` | what each source and operator was when the state was written (JSON) |
+//!
+//! Epochs are big-endian so that keys sort by epoch. A checkpoint writes only its deltas and
+//! its manifest, in one synced batch: that batch is the moment the checkpoint becomes
+//! complete. When more than `retain` manifests exist, the oldest are dropped and the deltas
+//! up to the new oldest are folded into the base, one epoch's changes at a time.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use serde::{Deserialize, Serialize};
+use weir_core::{Epoch, StageSnapshot, StateEntries};
+
+/// Why the checkpoint store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the store's lock.
+    #[error("checkpoint folder {path} is in use by another weir process; two writers would corrupt it (stop the other run first)")]
+    Locked {
+        /// The checkpoint folder.
+        path: PathBuf,
+    },
+    /// RocksDB failed to open, read or write.
+    #[error("checkpoint folder {path}: {message}")]
+    Db {
+        /// The checkpoint folder.
+        path: PathBuf,
+        /// RocksDB's message.
+        message: String,
+    },
+    /// A value in the store does not decode: the folder was damaged or written by something
+    /// else.
+    #[error("checkpoint folder {path} is damaged: {message}")]
+    Damaged {
+        /// The checkpoint folder.
+        path: PathBuf,
+        /// What could not be read.
+        message: String,
+    },
+}
+
+/// What one stage's state looked like at a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageSummary {
+    /// Keys in the stage's whole state.
+    pub state_keys: u64,
+    /// Approximate bytes of the stage's whole state.
+    pub state_bytes: u64,
+    /// Keys this checkpoint wrote for the stage.
+    pub changed_keys: u64,
+    /// Position of a source, pending files of a sink.
+    pub detail: String,
+}
+
+/// A complete checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The epoch whose barrier this checkpoint follows.
+    pub epoch: u64,
+    /// When it was written, in milliseconds since the Unix epoch.
+    pub written_at_ms: u64,
+    /// Bytes written for it (deltas and manifest).
+    pub bytes_written: u64,
+    /// How long the write took, in microseconds.
+    pub write_micros: u64,
+    /// Every stage, by name (`sources.sales`).
+    pub stages: BTreeMap<String, StageSummary>,
+}
+
+/// The RocksDB instance at `checkpoint.path`.
+pub struct CheckpointStore {
+    db: DB,
+    path: PathBuf,
+    retain: usize,
+}
+
+/// A key and its value, as RocksDB's iterator returns them.
+type KeyValue = (Box<[u8]>, Box<[u8]>);
+
+const BASE_EPOCH: &[u8] = b"xbase";
+const FINGERPRINT: &[u8] = b"xfingerprint";
+
+fn manifest_key(epoch: u64) -> Vec<u8> {
+    let mut key = vec![b'm'];
+    key.extend_from_slice(&epoch.to_be_bytes());
+    key
+}
+
+fn stage_prefix(tag: u8, epoch: Option<u64>, stage: &str) -> Vec<u8> {
+    let mut key = vec![tag];
+    if let Some(epoch) = epoch {
+        key.extend_from_slice(&epoch.to_be_bytes());
+    }
+    key.extend_from_slice(stage.as_bytes());
+    key.push(0);
+    key
+}
+
+impl CheckpointStore {
+    /// Opens (or creates) the store for writing. Only one process may hold it.
+    pub fn open(path: &Path, retain: usize) -> Result<Self, StoreError> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        let db = DB::open(&options, path).map_err(|e| {
+            let message = e.to_string();
+            if message.contains("LOCK") || message.contains("lock") {
+                StoreError::Locked {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                StoreError::Db {
+                    path: path.to_path_buf(),
+                    message,
+                }
+            }
+        })?;
+        Ok(CheckpointStore {
+            db,
+            path: path.to_path_buf(),
+            retain: retain.max(1),
+        })
+    }
+
+    /// Opens an existing store to read it, also while a run holds it.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        if !path.join("CURRENT").exists() {
+            return Err(StoreError::Db {
+                path: path.to_path_buf(),
+                message: "no checkpoint store here (no RocksDB CURRENT file)".into(),
+            });
+        }
+        let db = DB::open_for_read_only(&Options::default(), path, false).map_err(|e| {
+            StoreError::Db {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(CheckpointStore {
+            db,
+            path: path.to_path_buf(),
+            retain: usize::MAX,
+        })
+    }
+
+    /// The folder the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn db_error(&self, e: rocksdb::Error) -> StoreError {
+        StoreError::Db {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    fn damaged(&self, message: String) -> StoreError {
+        StoreError::Damaged {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    /// Key/value pairs whose key starts with `prefix`, in key order.
+    fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator(IteratorMode::From(prefix, Direction::Forward))
+        {
+            let (key, value) = item.map_err(|e| self.db_error(e))?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
+    /// Every complete checkpoint still kept, oldest first.
+    pub fn manifests(&self) -> Result<Vec<Manifest>, StoreError> {
+        self.scan(b"m")?
+            .into_iter()
+            .map(|(key, value)| {
+                serde_json::from_slice(&value).map_err(|e| {
+                    self.damaged(format!("manifest {:?}: {e}", String::from_utf8_lossy(&key)))
+                })
+            })
+            .collect()
+    }
+
+    /// The last complete checkpoint, if any.
+    pub fn latest(&self) -> Result<Option<Manifest>, StoreError> {
+        Ok(self.manifests()?.pop())
+    }
+
+    fn base_epoch(&self) -> Result<u64, StoreError> {
+        match self.db.get(BASE_EPOCH).map_err(|e| self.db_error(e))? {
+            None => Ok(0),
+            Some(bytes) => bytes
+                .as_slice()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| self.damaged("the base epoch is not 8 bytes".into())),
+        }
+    }
+
+    /// `stage`'s state as of the checkpoint of `epoch`: the base, then the deltas after it.
+    pub fn load(&self, stage: &str, epoch: Epoch) -> Result<StateEntries, StoreError> {
+        let base_epoch = self.base_epoch()?;
+        if epoch.0 < base_epoch {
+            return Err(self.damaged(format!(
+                "checkpoint {epoch} is older than the base, epoch {base_epoch}"
+            )));
+        }
+        let prefix = stage_prefix(b'b', None, stage);
+        let mut state: BTreeMap<Vec<u8>, Vec<u8>> = self
+            .scan(&prefix)?
+            .into_iter()
+            .map(|(k, v)| (k[prefix.len()..].to_vec(), v.into_vec()))
+            .collect();
+        for e in base_epoch + 1..=epoch.0 {
+            let prefix = stage_prefix(b'd', Some(e), stage);
+            for (key, value) in self.scan(&prefix)? {
+                let key = key[prefix.len()..].to_vec();
+                match value.split_first() {
+                    Some((1, v)) => state.insert(key, v.to_vec()),
+                    Some((0, _)) => state.remove(&key),
+                    _ => {
+                        return Err(
+                            self.damaged(format!("a change of {stage} in epoch {e} has no tag"))
+                        )
+                    }
+                };
+            }
+        }
+        Ok(state.into_iter().collect())
+    }
+
+    /// Makes the checkpoint of `epoch` complete: every stage's delta and the manifest, in one
+    /// synced write. Then drops checkpoints beyond `retain`.
+    pub fn write_checkpoint(
+        &self,
+        epoch: Epoch,
+        snapshots: &[(String, StageSnapshot)],
+    ) -> Result<Manifest, StoreError> {
+        let started = Instant::now();
+        let mut batch = WriteBatch::default();
+        let mut bytes = 0u64;
+        let mut stages = BTreeMap::new();
+        for (stage, snapshot) in snapshots {
+            let prefix = stage_prefix(b'd', Some(epoch.0), stage);
+            for (key, value) in &snapshot.delta.changes {
+                let mut full = prefix.clone();
+                full.extend_from_slice(key);
+                let tagged = match value {
+                    Some(v) => [&[1u8][..], v].concat(),
+                    None => vec![0u8],
+                };
+                bytes += (full.len() + tagged.len()) as u64;
+                batch.put(full, tagged);
+            }
+            stages.insert(
+                stage.clone(),
+                StageSummary {
+                    state_keys: snapshot.state_keys,
+                    state_bytes: snapshot.state_bytes,
+                    changed_keys: snapshot.delta.changes.len() as u64,
+                    detail: snapshot.detail.clone(),
+                },
+            );
+        }
+        let written_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut manifest = Manifest {
+            epoch: epoch.0,
+            written_at_ms,
+            bytes_written: 0,
+            write_micros: 0,
+            stages,
+        };
+        let encoded = serde_json::to_vec(&manifest).map_err(|e| self.damaged(e.to_string()))?;
+        manifest.bytes_written = bytes + encoded.len() as u64;
+        batch.put(manifest_key(epoch.0), encoded);
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        self.db
+            .write_opt(batch, &sync)
+            .map_err(|e| self.db_error(e))?;
+        manifest.write_micros = started.elapsed().as_micros() as u64;
+        self.retire()?;
+        Ok(manifest)
+    }
+
+    /// Drops manifests beyond `retain` and folds the deltas up to the oldest kept one into
+    /// the base.
+    fn retire(&self) -> Result<(), StoreError> {
+        let epochs: Vec<u64> = self
+            .scan(b"m")?
+            .iter()
+            .filter_map(|(k, _)| k.get(1..9)?.try_into().ok().map(u64::from_be_bytes))
+            .collect();
+        if epochs.len() <= self.retain {
+            return Ok(());
+        }
+        let oldest_kept = epochs[epochs.len() - self.retain];
+        let base_epoch = self.base_epoch()?;
+        let mut batch = WriteBatch::default();
+        for e in epochs.iter().filter(|e| **e < oldest_kept) {
+            batch.delete(manifest_key(*e));
+        }
+        for e in base_epoch + 1..=oldest_kept {
+            let mut prefix = vec![b'd'];
+            prefix.extend_from_slice(&e.to_be_bytes());
+            for (key, value) in self.scan(&prefix)? {
+                let mut base_key = vec![b'b'];
+                base_key.extend_from_slice(&key[prefix.len()..]);
+                match value.split_first() {
+                    Some((1, v)) => batch.put(base_key, v),
+                    _ => batch.delete(base_key),
+                }
+                batch.delete(key);
+            }
+        }
+        batch.put(BASE_EPOCH, oldest_kept.to_be_bytes());
+        self.db.write(batch).map_err(|e| self.db_error(e))
+    }
+
+    /// What each source and operator was when the state was first written.
+    pub fn fingerprint(&self) -> Result<Option<BTreeMap<String, String>>, StoreError> {
+        match self.db.get(FINGERPRINT).map_err(|e| self.db_error(e))? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| self.damaged(format!("pipeline fingerprint: {e}"))),
+        }
+    }
+
+    /// Records what each source and operator is.
+    pub fn set_fingerprint(
+        &self,
+        fingerprint: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(fingerprint).map_err(|e| self.damaged(e.to_string()))?;
+        self.db
+            .put(FINGERPRINT, bytes)
+            .map_err(|e| self.db_error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_core::StateDelta;
+
+    fn snapshot(changes: &[(&str, Option<&str>)]) -> Vec<(String, StageSnapshot)> {
+        let mut delta = StateDelta::default();
+        for (k, v) in changes {
+            match v {
+                Some(v) => delta.put(k.as_bytes(), v.as_bytes()),
+                None => delta.delete(k.as_bytes()),
+            }
+        }
+        vec![(
+            "operators.agg".into(),
+            StageSnapshot {
+                delta,
+                ..StageSnapshot::default()
+            },
+        )]
+    }
+
+    fn state(store: &CheckpointStore, epoch: u64) -> Vec<(String, String)> {
+        store
+            .load("operators.agg", Epoch(epoch))
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (String::from_utf8(k).unwrap(), String::from_utf8(v).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn every_kept_checkpoint_restores_its_own_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), 2).unwrap();
+        store
+            .write_checkpoint(Epoch(1), &snapshot(&[("a", Some("1")), ("b", Some("1"))]))
+            .unwrap();
+        store
+            .write_checkpoint(Epoch(2), &snapshot(&[("a", Some("2"))]))
+            .unwrap();
+        store
+            .write_checkpoint(Epoch(3), &snapshot(&[("b", None), ("c", Some("3"))]))
+            .unwrap();
+        // retain = 2: checkpoint 1 is gone and folded into the base.
+        let kept: Vec<u64> = store.manifests().unwrap().iter().map(|m| m.epoch).collect();
+        assert_eq!(kept, [2, 3]);
+        assert_eq!(
+            state(&store, 2),
+            [("a".into(), "2".into()), ("b".into(), "1".into())]
+        );
+        assert_eq!(
+            state(&store, 3),
+            [("a".into(), "2".into()), ("c".into(), "3".into())]
+        );
+        assert!(
+            store.load("operators.agg", Epoch(1)).is_err(),
+            "older than the base"
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_writes_only_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), 3).unwrap();
+        let big: Vec<(String, Option<&str>)> = (0..1000)
+            .map(|i| (format!("key{i:04}"), Some("v")))
+            .collect();
+        let big: Vec<(&str, Option<&str>)> = big.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let first = store.write_checkpoint(Epoch(1), &snapshot(&big)).unwrap();
+        let second = store
+            .write_checkpoint(Epoch(2), &snapshot(&[("key0001", Some("w"))]))
+            .unwrap();
+        assert!(
+            second.bytes_written * 50 < first.bytes_written,
+            "{} vs {}",
+            second.bytes_written,
+            first.bytes_written
+        );
+        assert_eq!(state(&store, 2).len(), 1000);
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_while_readers_may_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), 3).unwrap();
+        store
+            .write_checkpoint(Epoch(1), &snapshot(&[("a", Some("1"))]))
+            .unwrap();
+        let err = CheckpointStore::open(dir.path(), 3).err().unwrap();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        let reader = CheckpointStore::open_read_only(dir.path()).unwrap();
+        assert_eq!(reader.latest().unwrap().unwrap().epoch, 1);
+    }
+}
