@@ -9,7 +9,9 @@ use arrow_array::{
 use arrow_row::{OwnedRow, RowConverter, Rows, SortField};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use serde::Deserialize;
-use weir_core::{ConfigError, Epoch, Error, Operator, OutputMode, Result};
+use weir_core::{
+    ConfigError, Epoch, Error, Operator, OutputMode, Result, StageSnapshot, StateEntries,
+};
 
 /// The `type = "aggregate"` operator as written in the pipeline file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -485,6 +487,84 @@ impl State {
         Ok(())
     }
 
+    /// Appends group `g`'s accumulators to `out`, for a checkpoint.
+    fn encode(&self, g: usize, out: &mut Vec<u8>) {
+        match self {
+            State::SumInt { sums, seen, .. } => {
+                out.push(u8::from(seen[g]));
+                out.extend_from_slice(&sums[g].to_le_bytes());
+            }
+            State::SumFloat { sums, seen, .. } => {
+                out.push(u8::from(seen[g]));
+                out.extend_from_slice(&sums[g].to_le_bytes());
+            }
+            State::SumDecimal { sums, seen, .. } => {
+                out.push(u8::from(seen[g]));
+                out.extend_from_slice(&sums[g].to_le_bytes());
+            }
+            State::Count { counts, .. } => out.extend_from_slice(&counts[g].to_le_bytes()),
+            State::AvgFloat { sums, counts, .. } => {
+                out.extend_from_slice(&sums[g].to_le_bytes());
+                out.extend_from_slice(&counts[g].to_le_bytes());
+            }
+            State::AvgDecimal { sums, counts, .. } => {
+                out.extend_from_slice(&sums[g].to_le_bytes());
+                out.extend_from_slice(&counts[g].to_le_bytes());
+            }
+            State::Extreme { best, .. } => match &best[g] {
+                None => out.push(0),
+                Some(row) => {
+                    let bytes = row.row();
+                    let bytes = bytes.as_ref();
+                    out.push(1);
+                    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+                    out.extend_from_slice(bytes);
+                }
+            },
+        }
+    }
+
+    /// Reads group `g`'s accumulators from the front of `input`, as [`State::encode`] wrote them.
+    fn decode(&mut self, g: usize, input: &mut &[u8]) -> Option<()> {
+        match self {
+            State::SumInt { sums, seen, .. } => {
+                seen[g] = take(input, 1)?[0] == 1;
+                sums[g] = i64::from_le_bytes(take(input, 8)?.try_into().ok()?);
+            }
+            State::SumFloat { sums, seen, .. } => {
+                seen[g] = take(input, 1)?[0] == 1;
+                sums[g] = f64::from_le_bytes(take(input, 8)?.try_into().ok()?);
+            }
+            State::SumDecimal { sums, seen, .. } => {
+                seen[g] = take(input, 1)?[0] == 1;
+                sums[g] = i128::from_le_bytes(take(input, 16)?.try_into().ok()?);
+            }
+            State::Count { counts, .. } => {
+                counts[g] = i64::from_le_bytes(take(input, 8)?.try_into().ok()?)
+            }
+            State::AvgFloat { sums, counts, .. } => {
+                sums[g] = f64::from_le_bytes(take(input, 8)?.try_into().ok()?);
+                counts[g] = i64::from_le_bytes(take(input, 8)?.try_into().ok()?);
+            }
+            State::AvgDecimal { sums, counts, .. } => {
+                sums[g] = i128::from_le_bytes(take(input, 16)?.try_into().ok()?);
+                counts[g] = i64::from_le_bytes(take(input, 8)?.try_into().ok()?);
+            }
+            State::Extreme {
+                best, converter, ..
+            } => {
+                best[g] = match take(input, 1)?[0] {
+                    0 => None,
+                    _ => {
+                        let len = u32::from_le_bytes(take(input, 4)?.try_into().ok()?) as usize;
+                        Some(converter.parser().parse(take(input, len)?).owned())
+                    }
+                };
+            }
+        }
+        Some(())
+    }
+
     fn output(&self, groups: &[u32]) -> Result<ArrayRef, ArrowError> {
         let pick = |seen: &[bool], g: u32| seen[g as usize];
         Ok(match self {
@@ -552,6 +632,16 @@ impl State {
     }
 }
 
+/// Splits `n` bytes off the front of `input`.
+fn take<'a>(input: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if input.len() < n {
+        return None;
+    }
+    let (head, tail) = input.split_at(n);
+    *input = tail;
+    Some(head)
+}
+
 /// Calls `f(group, value)` for every non-null value of an INT or BIGINT column.
 fn for_each_i64(
     array: &ArrayRef,
@@ -587,6 +677,13 @@ impl Aggregate {
     /// How many groups the state holds.
     pub fn group_count(&self) -> usize {
         self.groups.len()
+    }
+
+    /// The whole result table now, whatever changed in the epoch.
+    pub fn result(&self) -> Result<RecordBatch> {
+        let all: Vec<u32> = (0..self.groups.len() as u32).collect();
+        self.output(&all)
+            .map_err(|e| Error::arrow("aggregate output", e))
     }
 
     fn assign_groups(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
@@ -677,6 +774,53 @@ impl Operator for Aggregate {
         self.output(&groups)
             .map(Some)
             .map_err(|e| Error::arrow("aggregate output", e))
+    }
+
+    /// The groups that changed in the epoch: key = the group key in arrow-row form, value =
+    /// every aggregate's accumulators. Unchanged groups cost nothing.
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<StageSnapshot> {
+        let mut snapshot = StageSnapshot::default();
+        let mut value = Vec::new();
+        for &g in &self.changed {
+            value.clear();
+            for state in &self.states {
+                state.encode(g as usize, &mut value);
+            }
+            let key: &[u8] = match self.settings.keys.is_empty() {
+                true => &[],
+                false => self.keys.row(g as usize).data(),
+            };
+            snapshot.delta.put(key, value.as_slice());
+        }
+        snapshot.state_keys = self.groups.len() as u64;
+        // Every group's value has the same size but for min/max, so this is close enough.
+        let value_bytes = value.len().max(8) as u64;
+        snapshot.state_bytes = self.keys.size() as u64 + value_bytes * self.groups.len() as u64;
+        snapshot.detail = format!(
+            "{} group(s), {} changed",
+            self.groups.len(),
+            self.changed.len()
+        );
+        Ok(snapshot)
+    }
+
+    fn restore(&mut self, state: StateEntries) -> Result<()> {
+        let parser = self.converter.parser();
+        for (key, value) in state {
+            let id = self.groups.len() as u32;
+            if !self.settings.keys.is_empty() {
+                self.keys.push(parser.parse(&key));
+            }
+            self.groups.insert(key.into_boxed_slice(), id);
+            self.new_group(id);
+            let mut input = value.as_slice();
+            for state in &mut self.states {
+                state.decode(id as usize, &mut input).ok_or_else(|| {
+                    Error::Internal(format!("aggregate state of group {id} is cut short"))
+                })?;
+            }
+        }
+        Ok(())
     }
 
     fn end_epoch(&mut self, _epoch: Epoch) -> Result<()> {

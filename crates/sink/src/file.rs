@@ -9,7 +9,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::Deserialize;
-use weir_core::{ConfigError, Epoch, Error, OutputMode, Result, Sink};
+use weir_core::{ConfigError, Epoch, Error, OutputMode, Result, Sink, StageSnapshot, StateEntries};
 
 /// The hidden folder, inside a file sink's folder, that holds in-progress and pending files.
 /// Readers skip names that start with `_` or `.`, as Spark, pyarrow and DuckDB globs do.
@@ -149,36 +149,18 @@ impl FileSinkConfig {
 }
 
 impl FileSinkSettings {
-    /// Creates the folders and the running sink. Refuses a folder that already holds committed
-    /// output of this sink's kind: without a checkpoint to resume from, a second run would
-    /// overwrite or duplicate the first run's rows.
+    /// Creates the folders and the running sink; [`Sink::start`] then checks what a previous
+    /// run left behind.
     pub fn build(&self) -> Result<FileSink> {
         let tmp = self.dir.join(TMP_DIR);
         fs::create_dir_all(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
-        let ext = format!(".{}", self.format.extension());
-        for entry in fs::read_dir(&self.dir).map_err(|e| Error::io("cannot list", &self.dir, e))? {
-            let entry = entry.map_err(|e| Error::io("cannot list", &self.dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if (name.starts_with("part-") || name.starts_with("result.")) && name.ends_with(&ext) {
-                return Err(Error::Input(format!(
-                    "{} already holds output of an earlier run ({name}); empty the folder or choose another path",
-                    self.dir.display()
-                )));
-            }
-        }
-        // In-progress files are never part of a checkpoint: whatever a crash left is garbage.
-        for entry in fs::read_dir(&tmp).map_err(|e| Error::io("cannot list", &tmp, e))? {
-            let path = entry.map_err(|e| Error::io("cannot list", &tmp, e))?.path();
-            if path.extension().is_some_and(|x| x == "inprogress") {
-                fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
-            }
-        }
         Ok(FileSink {
             settings: self.clone(),
             tmp,
             epoch: Epoch(1),
             writer: None,
             pending: Vec::new(),
+            committed: Vec::new(),
         })
     }
 }
@@ -192,6 +174,16 @@ pub struct FileSink {
     writer: Option<(PathBuf, Writer)>,
     /// Closed files waiting for their epoch to commit: (epoch, hidden path, final path).
     pending: Vec<(Epoch, PathBuf, PathBuf)>,
+    /// Epochs committed since the last snapshot, whose records the next one deletes.
+    committed: Vec<Epoch>,
+}
+
+/// State key of the files pending for an epoch: `p` and the epoch, big-endian. The value is
+/// one line per file: the hidden name in `_tmp`, a tab, the final name.
+fn pending_key(epoch: Epoch) -> Vec<u8> {
+    let mut key = vec![b'p'];
+    key.extend_from_slice(&epoch.0.to_be_bytes());
+    key
 }
 
 enum Writer {
@@ -200,6 +192,47 @@ enum Writer {
 }
 
 impl FileSink {
+    /// A fresh start: a folder holding committed output of an earlier run is refused, since
+    /// without its checkpoint that run's rows would be written again.
+    fn check_fresh(&self) -> Result<()> {
+        let dir = &self.settings.dir;
+        let ext = format!(".{}", self.settings.format.extension());
+        for entry in fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))? {
+            let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if (name.starts_with("part-") || name.starts_with("result.")) && name.ends_with(&ext) {
+                return Err(Error::Input(format!(
+                    "{} already holds output of an earlier run ({name}) but there is no checkpoint to resume it from; empty the folder, choose another path, or point checkpoint.path at that run's checkpoint",
+                    dir.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the files the checkpoint of `epoch` left pending, oldest epoch first.
+    fn recommit(&mut self, state: StateEntries) -> Result<()> {
+        for (key, value) in state {
+            let epoch = key
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(|b| Epoch(u64::from_be_bytes(b)))
+                .ok_or_else(|| Error::Internal(format!("unknown file sink state key {key:?}")))?;
+            for line in String::from_utf8_lossy(&value).lines() {
+                let (hidden, visible) = line.split_once('\t').ok_or_else(|| {
+                    Error::Internal(format!("bad pending record for epoch {epoch}: {line}"))
+                })?;
+                let (hidden, visible) = (self.tmp.join(hidden), self.settings.dir.join(visible));
+                self.pending.push((epoch, hidden, visible));
+            }
+        }
+        let last = self.pending.iter().map(|(e, _, _)| *e).max();
+        match last {
+            Some(epoch) => self.commit(epoch),
+            None => Ok(()),
+        }
+    }
+
     fn file_name(&self, epoch: Epoch) -> String {
         let ext = self.settings.format.extension();
         match self.settings.mode {
@@ -320,15 +353,67 @@ impl Sink for FileSink {
         if ready.is_empty() {
             return Ok(());
         }
-        for (_, pending, final_path) in &ready {
+        let mut ready = ready;
+        ready.sort_by_key(|(e, _, _)| *e);
+        for (epoch, pending, final_path) in &ready {
             match fs::rename(pending, final_path) {
                 Ok(()) => {}
                 // Already committed: the hidden file is gone and the final one is there.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && final_path.exists() => {}
                 Err(e) => return Err(Error::io("cannot commit", pending, e)),
             }
+            if !self.committed.contains(epoch) {
+                self.committed.push(*epoch);
+            }
         }
         sync_dir(&self.settings.dir)
+    }
+
+    fn start(&mut self, resume: Option<(Epoch, StateEntries)>) -> Result<()> {
+        match resume {
+            None => self.check_fresh()?,
+            Some((epoch, state)) => {
+                self.recommit(state)?;
+                self.epoch = epoch.next();
+            }
+        }
+        // Whatever is left in _tmp is in-progress or pending output of epochs after the
+        // checkpoint: it was never committed and never will be.
+        for entry in fs::read_dir(&self.tmp).map_err(|e| Error::io("cannot list", &self.tmp, e))? {
+            let path = entry
+                .map_err(|e| Error::io("cannot list", &self.tmp, e))?
+                .path();
+            fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+        }
+        Ok(())
+    }
+
+    fn snapshot(&mut self, epoch: Epoch) -> Result<StageSnapshot> {
+        let mut snapshot = StageSnapshot::default();
+        for done in self.committed.drain(..) {
+            snapshot.delta.delete(pending_key(done));
+        }
+        let name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let lines: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(e, _, _)| *e == epoch)
+            .map(|(_, hidden, visible)| format!("{}\t{}", name(hidden), name(visible)))
+            .collect();
+        if !lines.is_empty() {
+            snapshot.delta.put(pending_key(epoch), lines.join("\n"));
+        }
+        let files: Vec<String> = self.pending.iter().map(|(_, _, v)| name(v)).collect();
+        snapshot.state_keys = self.pending.len() as u64;
+        snapshot.detail = match files.is_empty() {
+            true => "no pending files".into(),
+            false => format!("pending: {}", files.join(", ")),
+        };
+        Ok(snapshot)
     }
 
     fn close(&mut self) -> Result<()> {
@@ -373,11 +458,12 @@ mod tests {
             path: dir.display().to_string(),
             ..FileSinkConfig::default()
         };
-        let sink = config
+        let mut sink = config
             .validate(format, &schema, mode)
             .unwrap()
             .build()
             .unwrap();
+        sink.start(None).unwrap();
         (schema, sink)
     }
 
@@ -436,11 +522,61 @@ mod tests {
         let settings = config
             .validate(FileFormat::Parquet, &schema, OutputMode::Append)
             .unwrap();
-        let err = settings.build().err().unwrap().to_string();
+        let err = settings
+            .build()
+            .unwrap()
+            .start(None)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             err.contains("already holds output of an earlier run"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_restart_commits_what_the_checkpoint_left_pending_and_drops_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (schema, mut sink) = sink(dir.path(), FileFormat::Csv, OutputMode::Append);
+        sink.write(&batch(&schema, &["a"], &[1])).unwrap();
+        sink.pre_commit(Epoch(1)).unwrap();
+        let state = sink.snapshot(Epoch(1)).unwrap();
+        // Epoch 2 is written and pre-committed, but its checkpoint never completes.
+        sink.write(&batch(&schema, &["b"], &[2])).unwrap();
+        sink.pre_commit(Epoch(2)).unwrap();
+        sink.write(&batch(&schema, &["c"], &[3])).unwrap();
+        drop(sink); // the crash: nothing was committed
+
+        let state: StateEntries = state
+            .delta
+            .changes
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap()))
+            .collect();
+        let settings = FileSinkConfig {
+            path: dir.path().display().to_string(),
+            ..FileSinkConfig::default()
+        }
+        .validate(FileFormat::Csv, &schema, OutputMode::Append)
+        .unwrap();
+        let mut restarted = settings.build().unwrap();
+        restarted.start(Some((Epoch(1), state.clone()))).unwrap();
+        assert_eq!(visible(dir.path()), ["part-000001-0000.csv"]);
+        assert!(
+            fs::read_dir(dir.path().join(TMP_DIR))
+                .unwrap()
+                .next()
+                .is_none(),
+            "epoch 2's files are gone"
+        );
+        // Recovering twice from the same checkpoint is harmless.
+        settings
+            .build()
+            .unwrap()
+            .start(Some((Epoch(1), state)))
+            .unwrap();
+        assert_eq!(visible(dir.path()), ["part-000001-0000.csv"]);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 use std::collections::{HashSet, VecDeque};
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::BufReader;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -8,7 +10,7 @@ use arrow_array::RecordBatch;
 use arrow_csv::reader::{BufReader as CsvReader, ReaderBuilder};
 use arrow_schema::SchemaRef;
 use serde::Deserialize;
-use weir_core::{parse_ddl, ConfigError, Error, Result, Source};
+use weir_core::{parse_ddl, ConfigError, Error, Result, Source, StageSnapshot, StateEntries};
 
 /// The `type = "csv"` source as written in the pipeline file. Names follow Spark's CSV options.
 #[derive(Debug, Clone, Deserialize)]
@@ -189,6 +191,9 @@ impl CsvSourceSettings {
             backlog: VecDeque::new(),
             admitted: VecDeque::new(),
             current: None,
+            resume: None,
+            finished: Vec::new(),
+            done: 0,
         }
     }
 }
@@ -203,12 +208,28 @@ pub struct CsvSource {
     /// Admitted into the current epoch, not yet opened.
     admitted: VecDeque<PathBuf>,
     current: Option<OpenFile>,
+    /// A file a checkpoint left part-read, and the rows of it already read.
+    resume: Option<(PathBuf, u64)>,
+    /// Files read to the end since the last snapshot.
+    finished: Vec<PathBuf>,
+    /// Files read to the end, ever.
+    done: u64,
 }
 
 struct OpenFile {
     path: PathBuf,
     reader: CsvReader<BufReader<File>>,
+    /// Rows returned from this file so far (or skipped, when resuming).
+    rows: u64,
+    /// Rows still to skip because a previous run returned them.
+    skip: u64,
 }
+
+/// State keys: `f` + path for a finished file; `c` for the file being read, whose value is the
+/// rows read (8 bytes, big-endian) and the path. Finished files are written once, in the
+/// epoch they finish, so a checkpoint's size does not grow with the number of files.
+const FINISHED: u8 = b'f';
+const CURRENT: &[u8] = b"c";
 
 impl CsvSource {
     fn list(&self) -> Result<Vec<PathBuf>> {
@@ -235,7 +256,7 @@ impl CsvSource {
         }
     }
 
-    fn open(&self, path: &Path) -> Result<OpenFile> {
+    fn open(&mut self, path: &Path) -> Result<OpenFile> {
         let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
         let s = &self.settings;
         let reader = ReaderBuilder::new(s.schema.clone())
@@ -246,9 +267,18 @@ impl CsvSource {
             .with_batch_size(s.batch_size)
             .build_buffered(BufReader::with_capacity(1 << 20, file))
             .map_err(|e| Error::arrow(path.display().to_string(), e))?;
+        let skip = match self.resume.take() {
+            Some((resumed, rows)) if resumed == path => rows,
+            other => {
+                self.resume = other;
+                0
+            }
+        };
         Ok(OpenFile {
             path: path.to_path_buf(),
             reader,
+            rows: 0,
+            skip,
         })
     }
 }
@@ -307,15 +337,81 @@ impl Source for CsvSource {
         self.backlog.len()
     }
 
+    fn snapshot(&mut self) -> Result<StageSnapshot> {
+        let mut snapshot = StageSnapshot::default();
+        for path in self.finished.drain(..) {
+            let mut key = vec![FINISHED];
+            key.extend_from_slice(path.as_os_str().as_bytes());
+            snapshot.delta.put(key, Vec::new());
+        }
+        // A file opened but not yet read from counts as not started.
+        let current = self.current.as_ref().filter(|open| open.rows > 0);
+        snapshot.detail = format!("{} file(s) done", self.done);
+        match current {
+            Some(open) => {
+                let mut value = open.rows.to_be_bytes().to_vec();
+                value.extend_from_slice(open.path.as_os_str().as_bytes());
+                snapshot.delta.put(CURRENT, value);
+                snapshot.detail +=
+                    &format!("; reading {} at row {}", open.path.display(), open.rows);
+            }
+            None => snapshot.delta.delete(CURRENT),
+        }
+        snapshot.state_keys = self.done + u64::from(current.is_some());
+        snapshot.state_bytes = self
+            .seen
+            .iter()
+            .map(|p| p.as_os_str().len() as u64 + 1)
+            .sum();
+        Ok(snapshot)
+    }
+
+    fn restore(&mut self, state: StateEntries) -> Result<()> {
+        for (key, value) in state {
+            if key.first() == Some(&FINISHED) {
+                self.seen
+                    .insert(PathBuf::from(OsStr::from_bytes(&key[1..])));
+                self.done += 1;
+            } else if key == CURRENT && value.len() >= 8 {
+                let (rows, path) = value.split_at(8);
+                let rows = u64::from_be_bytes(rows.try_into().unwrap_or_default());
+                let path = PathBuf::from(OsStr::from_bytes(path));
+                // It is read first, from where the checkpoint left it.
+                self.seen.insert(path.clone());
+                self.admitted.push_front(path.clone());
+                self.resume = Some((path, rows));
+            } else {
+                return Err(Error::Internal(format!(
+                    "unknown csv source state key {key:?}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         loop {
             if let Some(open) = &mut self.current {
                 match open.reader.next() {
-                    Some(Ok(batch)) => return Ok(Some(batch)),
+                    Some(Ok(batch)) => {
+                        let rows = batch.num_rows() as u64;
+                        open.rows += rows;
+                        if open.skip >= rows {
+                            open.skip -= rows;
+                            continue;
+                        }
+                        let skip = std::mem::take(&mut open.skip) as usize;
+                        return Ok(Some(batch.slice(skip, batch.num_rows() - skip)));
+                    }
                     Some(Err(e)) => {
                         return Err(Error::Input(format!("{}: {e}", open.path.display())));
                     }
-                    None => self.current = None,
+                    None => {
+                        if let Some(open) = self.current.take() {
+                            self.finished.push(open.path);
+                            self.done += 1;
+                        }
+                    }
                 }
             }
             let Some(path) = self.admitted.pop_front() else {
@@ -509,6 +605,71 @@ mod tests {
             });
             assert_eq!(read_all(&mut source), expected);
         }
+    }
+
+    #[test]
+    fn a_restored_source_resumes_mid_file_and_skips_finished_files() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("a.csv"),
+            "File;Shop;Sale_Count\na;S;1\na;S;2\n",
+        )
+        .unwrap();
+        let rows: String = (10..20).map(|i| format!("b;S;{i}\n")).collect();
+        fs::write(
+            dir.path().join("b.csv"),
+            format!("File;Shop;Sale_Count\n{rows}"),
+        )
+        .unwrap();
+        let old = SystemTime::now() - std::time::Duration::from_secs(60);
+        fs::File::options()
+            .write(true)
+            .open(dir.path().join("a.csv"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+
+        let small = || CsvSourceConfig {
+            batch_size: 4,
+            ..config(dir.path())
+        };
+        let mut first = admitted_all(small());
+        let mut seen = Vec::new();
+        // a.csv (2 rows), then the first batch of b.csv (4 rows), then a barrier.
+        for _ in 0..2 {
+            let batch = first.next_batch().unwrap().unwrap();
+            seen.extend(
+                batch
+                    .column(2)
+                    .as_primitive::<Int32Type>()
+                    .values()
+                    .iter()
+                    .copied(),
+            );
+        }
+        let snapshot = first.snapshot().unwrap();
+        assert!(
+            snapshot.detail.contains("b.csv at row 4"),
+            "{}",
+            snapshot.detail
+        );
+
+        let state: StateEntries = snapshot
+            .delta
+            .changes
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap()))
+            .collect();
+        let mut second = small().validate().unwrap().build();
+        second.restore(state).unwrap();
+        second.discover().unwrap();
+        assert_eq!(
+            second.admit(false),
+            0,
+            "a.csv is done and b.csv is being resumed"
+        );
+        seen.extend(read_all(&mut second));
+        assert_eq!(seen, [1, 2, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
     }
 
     #[test]
