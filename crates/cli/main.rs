@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use anyhow::{anyhow, Context as _};
+use anyhow::anyhow;
 use clap::{Args, Parser, Subcommand};
 use weir::{BarrierKind, ConfigErrors, PipelineSpec, Registry};
 
@@ -34,6 +34,15 @@ enum Command {
     Show(ShowArgs),
     /// Print the actor graph of a pipeline.
     Graph(PipelineArgs),
+    /// List the complete checkpoints in a checkpoint folder (checkpoint.path): epoch, time,
+    /// source positions, state per stage, pending sink files. Safe while a run uses it.
+    Checkpoints(CheckpointsArgs),
+}
+
+#[derive(Args)]
+struct CheckpointsArgs {
+    /// The checkpoint folder (checkpoint.path of a pipeline).
+    path: PathBuf,
 }
 
 #[derive(Args)]
@@ -102,6 +111,7 @@ fn main() -> ExitCode {
             println!("{}: ok\n{}", args.pipeline.display(), spec.graph_text());
         }),
         Command::Graph(args) => load(&args).map(|spec| print!("{}", spec.graph_text())),
+        Command::Checkpoints(args) => show::checkpoints(&args.path).map_err(Failure::Runtime),
         Command::Show(args) => show::show(&args.path, args.num_rows, !args.no_truncate, args.sep)
             .map_err(Failure::Runtime),
     };
@@ -129,14 +139,18 @@ fn run(args: PipelineArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let system = actix_rt::System::new();
     let quiet = args.quiet;
+    let file = args.pipeline.display().to_string();
     let outcome = system.block_on(async move {
-        let handle = spec.start().context("cannot start the pipeline")?;
+        // Listen before starting, so that a signal during start-up stops the run gracefully
+        // instead of killing the process.
+        let mut signals = Signals::new();
+        let handle = spec.start()?;
         let stopper = handle.stopper();
         actix_rt::spawn(async move {
-            wait_for_signal().await;
+            signals.next().await;
             eprintln!("weir: stopping after the current epoch (signal again to abort)");
             stopper.stop();
-            wait_for_signal().await;
+            signals.next().await;
             eprintln!("weir: aborted");
             std::process::exit(130);
         });
@@ -164,18 +178,30 @@ fn run(args: PipelineArgs) -> Result<(), Failure> {
                 } else {
                     ""
                 };
+                let checkpoint = p
+                    .checkpoint
+                    .map(|(bytes, took)| format!(", checkpoint {bytes} B in {:.1} ms", took.as_secs_f64() * 1e3))
+                    .unwrap_or_default();
                 eprintln!(
-                    "weir: epoch {} committed{last} in {} ms{files}; {} rows read so far",
+                    "weir: epoch {} committed{last} in {} ms{files}{checkpoint}; {} rows read so far",
                     p.epoch,
                     p.duration.as_millis(),
                     reporter_read()
                 );
             }
         });
-        let last = handle.wait().await.map_err(|e| anyhow!(e))?;
-        Ok::<_, anyhow::Error>((last, read()))
+        let last = handle.wait().await?;
+        Ok::<_, weir::Error>((last, read()))
     });
-    let (last, rows) = outcome?;
+    let (last, rows) = match outcome {
+        Ok(done) => done,
+        // A checkpoint of another pipeline: the configuration must change, not the world.
+        Err(weir::Error::Config(message)) => {
+            let errors = vec![weir::ConfigError::new("", message)];
+            return Err(Failure::Config(ConfigErrors { file, errors }));
+        }
+        Err(error) => return Err(Failure::Runtime(anyhow!(error))),
+    };
     let seconds = started.elapsed().as_secs_f64();
     if !quiet {
         eprintln!(
@@ -186,20 +212,32 @@ fn run(args: PipelineArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The first SIGINT or SIGTERM.
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
+/// SIGINT and SIGTERM, from the moment this is created.
+struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
+
+impl Signals {
+    fn new() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(int), Ok(term)) => Signals(Some((int, term))),
+            // Without handlers the default action (exit) applies.
+            _ => Signals(None),
         }
-        // Without signal handlers the default action (exit) applies; nothing to wait for.
-        _ => std::future::pending::<()>().await,
+    }
+
+    /// The next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        match &mut self.0 {
+            Some((int, term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
     }
 }

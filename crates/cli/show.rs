@@ -1,4 +1,4 @@
-//! `weir show`: committed output as a table.
+//! `weir show` (committed output as a table) and `weir checkpoints` (complete checkpoints).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -67,4 +67,62 @@ fn read(file: &Path, sep: char) -> anyhow::Result<Vec<RecordBatch>> {
         return Ok(reader.collect::<Result<Vec<_>, _>>()?);
     }
     bail!("not a parquet or CSV file")
+}
+
+/// Prints every complete checkpoint kept in the checkpoint folder `path`, oldest first.
+pub(crate) fn checkpoints(path: &Path) -> anyhow::Result<()> {
+    let store = weir::CheckpointStore::open_read_only(path)?;
+    let manifests = store.manifests()?;
+    if manifests.is_empty() {
+        println!("{}: no complete checkpoint yet", path.display());
+        return Ok(());
+    }
+    for manifest in manifests {
+        println!(
+            "epoch {}  {}  {} B written in {:.1} ms",
+            manifest.epoch,
+            utc(manifest.written_at_ms),
+            manifest.bytes_written,
+            manifest.write_micros as f64 / 1e3
+        );
+        let width = manifest.stages.keys().map(String::len).max().unwrap_or(0);
+        for (stage, summary) in &manifest.stages {
+            println!(
+                "  {stage:width$}  {} key(s), {} B of state, {} changed  {}",
+                summary.state_keys, summary.state_bytes, summary.changed_keys, summary.detail
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM:SS.mmm UTC` from milliseconds since the Unix epoch.
+fn utc(ms: u64) -> String {
+    let (days, rest) = ((ms / 86_400_000) as i64, ms % 86_400_000);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03} UTC",
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00.000 UTC");
+        assert_eq!(super::utc(1_795_000_000_123), "2026-11-18 11:06:40.123 UTC");
+    }
 }

@@ -52,9 +52,11 @@ pub use actors::StageMetrics;
 pub use pipeline::{PipelineHandle, Stopper};
 pub use registry::{ComponentConfig, OperatorSpec, Registry, SinkSpec, SourceSpec};
 pub use spec::{CheckpointSettings, ConfigErrors, PipelineSpec};
-pub use weir_checkpoint::{EpochCompleted, Trigger};
+pub use weir_checkpoint::{
+    CheckpointStore, EpochCompleted, Manifest, StageSummary, StoreError, Trigger,
+};
 pub use weir_core::{
-    Barrier, BarrierKind, ConfigError, Epoch, Error, Operator, OutputMode, Result, Sink, Source,
-    StreamMessage,
+    failure_point, Barrier, BarrierKind, ConfigError, Epoch, Error, Operator, OutputMode, Result,
+    Sink, Source, StageSnapshot, StateDelta, StateEntries, StreamMessage, FAILURE_POINTS,
 };
 pub use weir_sink::format_table;

@@ -1,13 +1,15 @@
 //! Starting a validated pipeline as actors, and the handle the caller keeps.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
 use tokio::sync::{broadcast, oneshot};
 use weir_checkpoint::{
-    Commit, Coordinator, EpochCompleted, RequestStop, RunResult, SourceControl, Wire,
+    CheckpointStore, Commit, Coordinator, EpochCompleted, RequestStop, RunResult, SourceControl,
+    StoreError, Wire,
 };
-use weir_core::{Error, OutputMode, Result};
+use weir_core::{Epoch, Error, Operator, OutputMode, Result, Sink, Source};
 
 use crate::actors::{Edge, OperatorActor, SinkActor, SourceActor, StageMetrics, MAILBOX_CAPACITY};
 use crate::spec::{PipelineSpec, Upstream};
@@ -66,7 +68,21 @@ impl PipelineHandle {
         for arbiter in &self.arbiters {
             arbiter.stop();
         }
-        result
+        // Join the coordinator's thread before returning: it holds the RocksDB store, and a
+        // process that exits while RocksDB is open on another thread dies in its static
+        // destructors ("pthread lock: Invalid argument") instead of exiting 0. The stage
+        // threads are not joined: a stage stuck in a blocking call (the reason a checkpoint
+        // timed out, say) must not hang the caller.
+        let mut arbiters = self.arbiters;
+        let coordinator_thread = arbiters.remove(0);
+        drop(arbiters);
+        let joined = tokio::task::spawn_blocking(move || coordinator_thread.join().is_ok()).await;
+        match (result, joined) {
+            (Ok(_), Ok(false)) | (Ok(_), Err(_)) => Err(Error::Internal(
+                "the coordinator's thread panicked while stopping".into(),
+            )),
+            (result, _) => result,
+        }
     }
 }
 
@@ -75,24 +91,38 @@ impl PipelineSpec {
     /// and one for the coordinator. Fails, with nothing started, if a component cannot be
     /// built (an output folder that cannot be created, say).
     pub fn start(&self) -> Result<PipelineHandle> {
-        let sources = self
+        let mut sources = self
             .sources
             .iter()
             .map(|s| s.spec.build())
             .collect::<Result<Vec<_>>>()?;
-        let operators = self
+        let mut operators = self
             .operators
             .iter()
             .map(|o| o.spec.build())
             .collect::<Result<Vec<_>>>()?;
-        let sinks = self
+        let mut sinks = self
             .sinks
             .iter()
             .map(|s| s.spec.build())
             .collect::<Result<Vec<_>>>()?;
+        let store = match &self.checkpoint.path {
+            Some(path) => Some(Arc::new(
+                CheckpointStore::open(path, self.checkpoint.retain).map_err(store_error)?,
+            )),
+            None => None,
+        };
+        let resumed = self.recover(store.as_deref(), &mut sources, &mut operators, &mut sinks)?;
+        let first_epoch = resumed.map_or(Epoch(1), Epoch::next);
 
         let (progress, _) = broadcast::channel(256);
-        let (coordinator, finished) = Coordinator::new(self.trigger, progress.clone());
+        let (coordinator, finished) = Coordinator::new(
+            self.trigger,
+            store,
+            first_epoch,
+            self.checkpoint.timeout,
+            progress.clone(),
+        );
         let mut arbiters = vec![Arbiter::new()];
         let coordinator = Coordinator::start_in_arbiter(&arbiters[0].handle(), |_| coordinator);
         let mut metrics = Vec::new();
@@ -171,6 +201,7 @@ impl PipelineSpec {
             });
             arbiters.push(arbiter);
             controls.push(SourceControl {
+                name: format!("sources.{}", node.name),
                 start: addr.clone().recipient(),
                 inject: addr.clone().recipient(),
                 run: addr.recipient(),
@@ -183,7 +214,12 @@ impl PipelineSpec {
                 .iter()
                 .map(|a| a.clone().recipient::<Commit>())
                 .collect(),
-            ackers: self.operators.len() + self.sinks.len(),
+            ackers: self
+                .operators
+                .iter()
+                .map(|o| format!("operators.{}", o.name))
+                .chain(self.sinks.iter().map(|s| format!("sinks.{}", s.name)))
+                .collect(),
         });
         Ok(PipelineHandle {
             coordinator,
@@ -192,6 +228,121 @@ impl PipelineSpec {
             metrics,
             progress,
         })
+    }
+
+    /// Brings every stage to the last complete checkpoint, if there is one, and returns its
+    /// epoch. A checkpoint written by a different pipeline is refused.
+    fn recover(
+        &self,
+        store: Option<&CheckpointStore>,
+        sources: &mut [Box<dyn Source>],
+        operators: &mut [Box<dyn Operator>],
+        sinks: &mut [Box<dyn Sink>],
+    ) -> Result<Option<Epoch>> {
+        let latest = match store {
+            Some(store) => store.latest().map_err(store_error)?,
+            None => None,
+        };
+        let (Some(store), Some(manifest)) = (store, latest) else {
+            if let Some(store) = store {
+                store
+                    .set_fingerprint(&self.fingerprint())
+                    .map_err(store_error)?;
+            }
+            for sink in sinks.iter_mut() {
+                sink.start(None)?;
+            }
+            return Ok(None);
+        };
+        if let Some(old) = store.fingerprint().map_err(store_error)? {
+            self.check_fingerprint(&old, store)?;
+        }
+        let epoch = Epoch(manifest.epoch);
+        let load = |stage: String| store.load(&stage, epoch).map_err(store_error);
+        for (node, source) in self.sources.iter().zip(sources.iter_mut()) {
+            source.restore(load(format!("sources.{}", node.name))?)?;
+        }
+        for (node, operator) in self.operators.iter().zip(operators.iter_mut()) {
+            operator.restore(load(format!("operators.{}", node.name))?)?;
+        }
+        for (node, sink) in self.sinks.iter().zip(sinks.iter_mut()) {
+            sink.start(Some((epoch, load(format!("sinks.{}", node.name))?)))?;
+        }
+        tracing::info!(%epoch, path = %store.path().display(), "resuming from checkpoint");
+        Ok(Some(epoch))
+    }
+
+    /// What each source and operator reads and computes: a checkpoint's state only makes
+    /// sense for the same ones. Sinks may change freely.
+    fn fingerprint(&self) -> BTreeMap<String, String> {
+        let columns = |schema: &arrow_schema::SchemaRef| {
+            let fields: Vec<String> = schema
+                .fields()
+                .iter()
+                .map(|f| format!("{} {}", f.name(), f.data_type()))
+                .collect();
+            fields.join(", ")
+        };
+        let mut out = BTreeMap::new();
+        for s in &self.sources {
+            let text = format!(
+                "{} {} [{}]",
+                s.type_name,
+                s.spec.describe(),
+                columns(&s.spec.schema())
+            );
+            out.insert(format!("sources.{}", s.name), text);
+        }
+        for o in &self.operators {
+            let inputs: Vec<String> = o
+                .inputs
+                .iter()
+                .map(|up| match up {
+                    Upstream::Source(i) => self.sources[*i].name.clone(),
+                    Upstream::Operator(i) => self.operators[*i].name.clone(),
+                })
+                .collect();
+            let text = format!(
+                "{} reading {} {} [{}]",
+                o.type_name,
+                inputs.join(", "),
+                o.spec.describe(),
+                columns(&o.spec.output_schema())
+            );
+            out.insert(format!("operators.{}", o.name), text);
+        }
+        out
+    }
+
+    fn check_fingerprint(
+        &self,
+        old: &BTreeMap<String, String>,
+        store: &CheckpointStore,
+    ) -> Result<()> {
+        let new = self.fingerprint();
+        let mut changes = Vec::new();
+        for (stage, before) in old {
+            match new.get(stage) {
+                None => changes.push(format!("{stage} was removed (it was: {before})")),
+                Some(now) if now != before => {
+                    changes.push(format!("{stage} changed from \"{before}\" to \"{now}\""))
+                }
+                Some(_) => {}
+            }
+        }
+        for stage in new.keys().filter(|s| !old.contains_key(*s)) {
+            changes.push(format!(
+                "{stage} is new, and its state would miss what was already read"
+            ));
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "checkpoint.path: the checkpoint in {} was written by a different pipeline: {}. Sinks and the trigger may change; sources and operators may not. Use a new checkpoint.path to start over",
+            store.path().display(),
+            changes.join("; ")
+        )))
     }
 
     /// The edges out of `upstream`, each with the output mode its consumer needs.
@@ -273,4 +424,8 @@ impl PipelineSpec {
         }
         order
     }
+}
+
+fn store_error(e: StoreError) -> Error {
+    Error::Checkpoint(e.to_string())
 }

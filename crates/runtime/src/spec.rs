@@ -65,6 +65,9 @@ struct CheckpointConfig {
     /// Complete checkpoints kept. Default 3.
     #[serde(default)]
     retain: Option<i64>,
+    /// Longest wait for every stage to answer a barrier. Default `"10m"`.
+    #[serde(default)]
+    timeout: Option<String>,
 }
 
 /// The `[trigger]` table: at most one key.
@@ -91,6 +94,8 @@ pub struct CheckpointSettings {
     pub interval: Duration,
     /// Complete checkpoints kept.
     pub retain: usize,
+    /// Longest wait for every stage to answer a barrier before the run fails.
+    pub timeout: Duration,
 }
 
 /// Where a stage's input comes from.
@@ -344,6 +349,7 @@ impl<'a> Validator<'a> {
             path: None,
             interval: Duration::from_secs(1),
             retain: 3,
+            timeout: Duration::from_secs(600),
         };
         let Some(value) = value else { return settings };
         let config: CheckpointConfig = match value.try_deserialize() {
@@ -354,10 +360,19 @@ impl<'a> Validator<'a> {
             }
         };
         settings.path = config.path.map(PathBuf::from);
-        if let Some(interval) = config.interval {
-            match parse_duration(&interval) {
-                Ok(d) => settings.interval = d,
-                Err(e) => self.error("checkpoint.interval", e),
+        for (key, text, slot) in [
+            (
+                "checkpoint.interval",
+                config.interval,
+                &mut settings.interval,
+            ),
+            ("checkpoint.timeout", config.timeout, &mut settings.timeout),
+        ] {
+            if let Some(text) = text {
+                match parse_duration(&text) {
+                    Ok(d) => *slot = d,
+                    Err(e) => self.errors.push(ConfigError::new(key, e)),
+                }
             }
         }
         match config.retain {

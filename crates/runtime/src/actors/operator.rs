@@ -3,7 +3,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 use weir_checkpoint::{Ack, Coordinator, StageFailed};
-use weir_core::{BarrierKind, Envelope, Epoch, Error, Operator, OutputMode, StreamMessage};
+use weir_core::{
+    failure_point, BarrierKind, Envelope, Epoch, Error, Operator, OutputMode, StageSnapshot,
+    StreamMessage,
+};
 
 use super::align::{Aligner, Offer, Step};
 use super::{send_all, Edge, StageMetrics};
@@ -50,7 +53,13 @@ impl OperatorActor {
     fn run(
         &mut self,
         steps: Vec<Step>,
-    ) -> Result<(Vec<Vec<StreamMessage>>, Vec<(Epoch, BarrierKind)>), Error> {
+    ) -> Result<
+        (
+            Vec<Vec<StreamMessage>>,
+            Vec<(Epoch, BarrierKind, StageSnapshot)>,
+        ),
+        Error,
+    > {
         let mut outgoing: Vec<Vec<StreamMessage>> = vec![Vec::new(); self.outputs.len()];
         let mut acks = Vec::new();
         for step in steps {
@@ -66,6 +75,7 @@ impl OperatorActor {
                     }
                 }
                 Step::Barrier(barrier) => {
+                    failure_point("after-barrier-before-state");
                     for mode in self.modes.clone() {
                         if let Some(out) = self.operator.emit(mode)? {
                             StageMetrics::add(&self.metrics.rows_out, out.num_rows());
@@ -76,12 +86,13 @@ impl OperatorActor {
                             }
                         }
                     }
+                    let snapshot = self.operator.snapshot(barrier.epoch)?;
                     self.operator.end_epoch(barrier.epoch)?;
                     StageMetrics::add(&self.metrics.barriers, 1);
                     outgoing
                         .iter_mut()
                         .for_each(|o| o.push(StreamMessage::Barrier(barrier)));
-                    acks.push((barrier.epoch, barrier.kind));
+                    acks.push((barrier.epoch, barrier.kind, snapshot));
                 }
             }
         }
@@ -144,8 +155,14 @@ impl Handler<Envelope> for OperatorActor {
                 act.failed = true;
                 return ctx.stop();
             }
-            for (epoch, kind) in acks {
-                act.coordinator.do_send(Ack { epoch });
+            for (epoch, kind, snapshot) in acks {
+                failure_point("after-state-before-ack");
+                let stage = format!("operators.{}", act.name);
+                act.coordinator.do_send(Ack {
+                    epoch,
+                    stage,
+                    snapshot,
+                });
                 if kind == BarrierKind::Final {
                     ctx.stop();
                 }

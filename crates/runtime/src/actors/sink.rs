@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use weir_checkpoint::{Ack, Commit, Coordinator, StageFailed};
-use weir_core::{Envelope, Error, Sink};
+use weir_core::{failure_point, Envelope, Error, Sink};
 
 use super::align::{Aligner, Offer, Step};
 use super::StageMetrics;
@@ -47,9 +47,15 @@ impl SinkActor {
                 }
                 Step::Barrier(barrier) => {
                     self.sink.pre_commit(barrier.epoch)?;
+                    failure_point("after-barrier-before-state");
+                    let snapshot = self.sink.snapshot(barrier.epoch)?;
+                    failure_point("after-state-before-ack");
                     StageMetrics::add(&self.metrics.barriers, 1);
+                    let stage = format!("sinks.{}", self.name);
                     self.coordinator.do_send(Ack {
                         epoch: barrier.epoch,
+                        stage,
+                        snapshot,
                     });
                 }
             }

@@ -9,7 +9,7 @@ use weir_checkpoint::{
     Admission, Admit, BarrierEmitted, Coordinator, InjectBarrier, RunContinuous, StageFailed,
     StartEpoch,
 };
-use weir_core::{BarrierKind, Envelope, Error, Source, StreamMessage};
+use weir_core::{failure_point, BarrierKind, Envelope, Error, Source, StreamMessage};
 
 use super::{Edge, StageMetrics};
 
@@ -95,6 +95,7 @@ impl SourceActor {
                 if batch.num_rows() == 0 {
                     continue;
                 }
+                failure_point("source-mid-batch");
                 StageMetrics::add(&self.metrics.rows_in, batch.num_rows());
                 StageMetrics::add(&self.metrics.batches_in, 1);
                 return Ok(Some(StreamMessage::Batch(batch)));
@@ -187,13 +188,20 @@ impl Handler<Pump> for SourceActor {
                 StreamMessage::Barrier(b) => Some(*b),
                 _ => None,
             };
+            // The position goes with the barrier: everything before it, nothing after.
+            let snapshot = match barrier.map(|_| act.source.snapshot()).transpose() {
+                Ok(snapshot) => snapshot,
+                Err(error) => return act.fail(error, ctx),
+            };
             act.dispatch(message);
-            let Some(barrier) = barrier else {
+            let (Some(barrier), Some(snapshot)) = (barrier, snapshot) else {
                 return act.wake(ctx);
             };
             act.coordinator.do_send(BarrierEmitted {
                 source: act.index,
                 epoch: barrier.epoch,
+                stage: format!("sources.{}", act.name),
+                snapshot,
             });
             if barrier.kind == BarrierKind::Final {
                 act.finished = true;
