@@ -78,8 +78,7 @@ impl Workspace {
         fs::read_to_string(self.path("stderr.txt")).unwrap_or_default()
     }
 
-    /// Writes `files` CSV files of notebook-shaped rows into `folder`, each under a hidden
-    /// name first and then renamed into place, as a producer should. Deterministic per seed.
+    /// Writes `files` CSV files of notebook-shaped rows into `folder`; see [`csv_files`].
     pub(crate) fn csv_files(
         &self,
         folder: &str,
@@ -89,36 +88,48 @@ impl Workspace {
         shops: u64,
         seed: u64,
     ) -> Vec<Row> {
-        let dir = self.path(folder);
-        fs::create_dir_all(&dir).unwrap();
-        let mut state = seed
+        csv_files(&self.path(folder), first, files, rows, shops, seed)
+    }
+}
+
+/// Writes `files` CSV files of notebook-shaped rows into `dir`, each under a hidden
+/// name first and then renamed into place, as a producer should. Deterministic per seed.
+pub(crate) fn csv_files(
+    dir: &Path,
+    first: usize,
+    files: usize,
+    rows: usize,
+    shops: u64,
+    seed: u64,
+) -> Vec<Row> {
+    fs::create_dir_all(dir).unwrap();
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move |bound: u64| {
+        state = state
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let mut next = move |bound: u64| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) % bound
-        };
-        let mut all = Vec::new();
-        for f in first..first + files {
-            let name = format!("sales_{f:04}.csv");
-            let mut text = String::from("File;Shop;Sale_Count\n");
-            for _ in 0..rows {
-                let row = (
-                    name.clone(),
-                    format!("Shop_{:03}", next(shops)),
-                    next(1001) as i32,
-                );
-                text.push_str(&format!("{};{};{}\n", row.0, row.1, row.2));
-                all.push(row);
-            }
-            let hidden = dir.join(format!(".{name}"));
-            fs::write(&hidden, text).unwrap();
-            fs::rename(&hidden, dir.join(&name)).unwrap();
+        (state >> 33) % bound
+    };
+    let mut all = Vec::new();
+    for f in first..first + files {
+        let name = format!("sales_{f:04}.csv");
+        let mut text = String::from("File;Shop;Sale_Count\n");
+        for _ in 0..rows {
+            let row = (
+                name.clone(),
+                format!("Shop_{:03}", next(shops)),
+                next(1001) as i32,
+            );
+            text.push_str(&format!("{};{};{}\n", row.0, row.1, row.2));
+            all.push(row);
         }
-        all
+        let hidden = dir.join(format!(".{name}"));
+        fs::write(&hidden, text).unwrap();
+        fs::rename(&hidden, dir.join(&name)).unwrap();
     }
+    all
 }
 
 pub(crate) fn sums(rows: &[Row]) -> BTreeMap<String, i64> {

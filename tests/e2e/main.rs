@@ -4,6 +4,7 @@
 
 mod common;
 mod config;
+mod crash;
 mod golden;
 mod modes;
 mod triggers;

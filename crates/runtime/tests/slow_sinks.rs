@@ -1,5 +1,6 @@
-//! A slow sink holds the source back: the number of batches read but not yet written stays
-//! small and bounded, whatever the input size.
+//! Sinks that are slow, or stuck: a slow sink holds the source back (the number of batches
+//! read but not yet written stays small and bounded, whatever the input size), and a sink
+//! that never answers a barrier ends the run after `checkpoint.timeout`, named.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,14 +10,23 @@ use std::time::Duration;
 use arrow_array::RecordBatch;
 use weir::{PipelineSpec, Registry, Result, Sink, SinkSpec};
 
-/// Sleeps on every batch, like a sink writing to a slow disk or service.
+/// Sleeps on every batch, like a sink writing to a slow disk or service; with `stuck`, it
+/// never finishes an epoch.
 struct SlowSink {
     delay: Duration,
+    stuck: bool,
 }
 
 impl Sink for SlowSink {
     fn write(&mut self, _batch: &RecordBatch) -> Result<()> {
         std::thread::sleep(self.delay);
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, _epoch: weir::Epoch) -> Result<()> {
+        if self.stuck {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
         Ok(())
     }
 }
@@ -25,6 +35,8 @@ impl Sink for SlowSink {
 #[serde(deny_unknown_fields)]
 struct SlowConfig {
     delay_ms: u64,
+    #[serde(default)]
+    stuck: bool,
 }
 
 impl SinkSpec for SlowConfig {
@@ -34,6 +46,7 @@ impl SinkSpec for SlowConfig {
     fn build(&self) -> Result<Box<dyn Sink>> {
         Ok(Box::new(SlowSink {
             delay: Duration::from_millis(self.delay_ms),
+            stuck: self.stuck,
         }))
     }
 }
@@ -115,4 +128,46 @@ delay_ms = 5
         max_lead <= 3,
         "the source ran {max_lead} batches ahead of a slow sink"
     );
+}
+
+#[test]
+fn a_stage_that_never_answers_a_barrier_ends_the_run_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.csv"), "File;Shop;Sale_Count\na;S;1\n").unwrap();
+    let toml = format!(
+        r#"
+[checkpoint]
+timeout = "300ms"
+
+[trigger]
+once = true
+
+[sources.sales]
+type = "csv"
+path = "{}"
+schema = "File STRING, Shop STRING, Sale_Count INT"
+header = true
+sep = ";"
+
+[sinks.stuck]
+type = "slow"
+input = "sales"
+delay_ms = 0
+stuck = true
+"#,
+        dir.path().display()
+    );
+    let mut registry = Registry::default();
+    registry.register_sink("slow", |table, _, _| {
+        table.validate(|c: SlowConfig| Ok(Box::new(c) as Box<dyn SinkSpec>))
+    });
+    let spec = PipelineSpec::from_toml(&toml, "stuck.toml", "stuck", &[], &registry).unwrap();
+    let started = std::time::Instant::now();
+    let result = actix::System::new().block_on(async move { spec.start().unwrap().wait().await });
+    let err = result.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "checkpoint 1 timed out after 300ms (checkpoint.timeout): no answer from sinks.stuck"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
 }

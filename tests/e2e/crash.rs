@@ -1,0 +1,257 @@
+//! Exactly-once across crashes: kill the real binary at any moment, run it again, and the
+//! output holds every input row once.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::*;
+
+/// The notebook job with checkpoints in `state/`, a parquet archive of raw rows and a CSV
+/// file of per-shop sums in complete mode. No console: it prints again after a restart.
+fn pipeline(trigger: &str, max_files: usize) -> String {
+    format!(
+        r#"
+[checkpoint]
+path = "state"
+interval = "50ms"
+
+[trigger]
+{trigger}
+{source}
+[operators.by_shop]
+type = "aggregate"
+input = "sales"
+group_by = ["Shop"]
+aggregates = ["sum(Sale_Count)"]
+
+[sinks.archive]
+type = "parquet"
+input = "sales"
+path = "out"
+
+[sinks.sums]
+type = "csv"
+input = "by_shop"
+path = "sums"
+output_mode = "complete"
+"#,
+        source = csv_source("sales", "in", max_files)
+    )
+}
+
+/// A small deterministic generator for kill delays.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % bound
+    }
+}
+
+fn kill9(child: &mut std::process::Child) {
+    Command::new("kill")
+        .arg("-KILL")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}
+
+/// What a reader sees must be exactly the input: no row lost, none twice, no temp file.
+fn assert_exactly_once(ws: &Workspace, input: &[Row]) {
+    assert_eq!(
+        parquet_rows(&ws.path("out")),
+        sorted(input.to_vec()),
+        "archive rows"
+    );
+    assert_eq!(sums_file(ws), sums(input), "per-shop sums");
+    for dir in ["out", "sums"] {
+        for name in visible_files(&ws.path(dir)) {
+            assert!(
+                name.ends_with(".parquet") || name.ends_with(".csv"),
+                "{dir}/{name} is visible"
+            );
+        }
+    }
+}
+
+#[test]
+fn killed_at_random_moments_the_output_has_every_row_once() {
+    let ws = Workspace::new();
+    let input = ws.csv_files("in", 0, 40, 3000, 60, 21);
+    ws.write("pipeline.toml", &pipeline("available_now = true", 1));
+    let mut rng = Lcg(42);
+    let mut kills = 0;
+    let mut mid_run = 0;
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        assert!(runs < 400, "no progress after {runs} runs");
+        let mut child = ws.spawn(&["run", "pipeline.toml", "--quiet"]);
+        if kills >= 30 {
+            let status = child.wait().unwrap();
+            assert!(status.success(), "the last run failed: {}", ws.stderr());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5 + rng.below(60)));
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "run {runs} failed: {}", ws.stderr());
+            break;
+        }
+        kill9(&mut child);
+        kills += 1;
+        let committed = visible_files(&ws.path("out")).len();
+        if committed > 0 && committed < 40 {
+            mid_run += 1;
+        }
+    }
+    assert!(
+        kills >= 25,
+        "only {kills} kills happened before the input ran out"
+    );
+    // Kills before the first commit or after the last one prove little.
+    assert!(
+        mid_run >= 15,
+        "only {mid_run} of {kills} kills came with part of the output committed"
+    );
+    assert_exactly_once(&ws, &input);
+    let out = ws.run_ok(&["checkpoints", "state"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("sources.sales") && text.contains("40 file(s) done"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_failure_point_recovers_exactly_once() {
+    for point in weir::FAILURE_POINTS {
+        let ws = Workspace::new();
+        let input = ws.csv_files("in", 0, 6, 500, 20, 22);
+        ws.write("pipeline.toml", &pipeline("available_now = true", 1));
+        // The second time the point is reached, so that a checkpoint already exists.
+        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["run", "pipeline.toml", "--quiet"])
+            .current_dir(ws.path(""))
+            .env("WEIR_FAIL_AT", format!("{point}:2"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{point}: the failure was not injected"
+        );
+        assert!(
+            stderr.contains(&format!("WEIR_FAIL_AT={point}")),
+            "{point}: {stderr}"
+        );
+        ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
+        assert_exactly_once(&ws, &input);
+    }
+}
+
+#[test]
+fn continuous_runs_killed_while_files_arrive_lose_and_duplicate_nothing() {
+    let ws = Workspace::new();
+    ws.write("pipeline.toml", &pipeline("", 2));
+    let files = 24;
+    let writer = {
+        let dir = ws.path("in");
+        std::thread::spawn(move || {
+            let mut all = Vec::new();
+            for f in 0..files {
+                all.extend(csv_files(&dir, f, 1, 400, 30, 100 + f as u64));
+                std::thread::sleep(Duration::from_millis(40));
+            }
+            all
+        })
+    };
+    let mut rng = Lcg(7);
+    for _ in 0..12 {
+        let mut child = ws.spawn(&["run", "pipeline.toml", "--quiet"]);
+        std::thread::sleep(Duration::from_millis(20 + rng.below(100)));
+        kill9(&mut child);
+    }
+    let input = writer.join().unwrap();
+    // A last run takes in whatever is left, then stops gracefully.
+    let mut child = ws.spawn(&["run", "pipeline.toml", "--quiet"]);
+    let expected = sums(&input);
+    let caught_up = wait_for(Duration::from_secs(30), || {
+        std::fs::read_to_string(ws.path("sums/result.csv")).is_ok() && sums_file(&ws) == expected
+    });
+    assert!(caught_up, "the last run never caught up: {}", ws.stderr());
+    let status = signal_and_wait(&mut child, "TERM");
+    assert!(status.success(), "{}", ws.stderr());
+    assert_exactly_once(&ws, &input);
+}
+
+#[test]
+fn a_checkpoint_of_another_pipeline_is_refused_and_a_compatible_change_accepted() {
+    let ws = Workspace::new();
+    ws.csv_files("in", 0, 2, 100, 10, 23);
+    let original = pipeline("once = true", 1);
+    ws.write("pipeline.toml", &original);
+    ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
+
+    ws.write(
+        "pipeline.toml",
+        &original.replace(r#"group_by = ["Shop"]"#, r#"group_by = ["File"]"#),
+    );
+    let out = ws.weir(&["run", "pipeline.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("was written by a different pipeline: operators.by_shop changed from"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("group_by [Shop]") && stderr.contains("group_by [File]"),
+        "{stderr}"
+    );
+
+    let more_sinks = format!("{original}\n[sinks.display]\ntype = \"console\"\ninput = \"by_shop\"\noutput_mode = \"update\"\n");
+    ws.write(
+        "pipeline.toml",
+        &more_sinks.replace("once = true", "available_now = true"),
+    );
+    ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
+}
+
+#[test]
+fn a_second_run_on_the_same_checkpoint_is_refused() {
+    let ws = Workspace::new();
+    ws.write("pipeline.toml", &pipeline("", 1));
+    let mut first = ws.spawn(&["run", "pipeline.toml"]);
+    assert!(wait_for(Duration::from_secs(10), || ws
+        .path("state/CURRENT")
+        .exists()));
+    let out = ws.weir(&["run", "pipeline.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("is in use by another weir process"),
+        "{stderr}"
+    );
+    assert!(signal_and_wait(&mut first, "TERM").success());
+}
+
+#[test]
+fn checkpoints_lists_positions_state_and_pending_files() {
+    let ws = Workspace::new();
+    ws.csv_files("in", 0, 3, 100, 10, 24);
+    ws.write("pipeline.toml", &pipeline("available_now = true", 1));
+    ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
+    let text = String::from_utf8(ws.run_ok(&["checkpoints", "state"]).stdout).unwrap();
+    let epochs: Vec<&str> = text.lines().filter(|l| l.starts_with("epoch ")).collect();
+    assert_eq!(epochs.len(), 3, "retain = 3 by default:\n{text}");
+    assert!(text.contains("epoch 3  "), "{text}");
+    assert!(text.contains("3 file(s) done"), "{text}");
+    assert!(
+        text.contains("operators.by_shop") && text.contains("10 group(s)"),
+        "{text}"
+    );
+}
