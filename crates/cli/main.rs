@@ -1,15 +1,17 @@
 //! The `weir` command: run, validate, show and graph streaming pipelines.
 
+mod progress;
 mod show;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::anyhow;
 use clap::{Args, Parser, Subcommand};
-use weir::{BarrierKind, ConfigErrors, PipelineSpec, Registry};
+use weir::{ConfigErrors, PipelineSpec, Registry};
+
+use crate::progress::Reporter;
 
 /// Weir: exactly-once streaming pipelines described in TOML.
 #[derive(Parser)]
@@ -27,7 +29,7 @@ struct Cli {
 enum Command {
     /// Run a pipeline. Bounded triggers (once, available_now) exit 0 after their last epoch;
     /// SIGINT or SIGTERM finishes the current epoch, commits it and exits 0.
-    Run(PipelineArgs),
+    Run(RunArgs),
     /// Check a pipeline file and print every error at once; nothing is started.
     Validate(PipelineArgs),
     /// Print the committed output of a sink (a parquet or CSV folder or file) as a table.
@@ -52,9 +54,22 @@ struct PipelineArgs {
     /// Override a setting, for example --set sinks.archive.path=./out (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
     overrides: Vec<(String, String)>,
-    /// Print no per-epoch progress lines (run only).
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Show no progress and no summary: only errors and the console sinks' tables.
     #[arg(long, short)]
     quiet: bool,
+    /// Print every epoch's progress record as a line of JSON on standard output. Console
+    /// sinks print to standard error instead.
+    #[arg(long)]
+    json: bool,
+    /// Write every epoch's progress record as a line of JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    progress_log: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -130,70 +145,65 @@ fn main() -> ExitCode {
 }
 
 fn load(args: &PipelineArgs) -> Result<PipelineSpec, Failure> {
-    PipelineSpec::from_file(&args.pipeline, &args.overrides, &Registry::default())
-        .map_err(Failure::Config)
+    load_with(args, &Registry::default())
 }
 
-fn run(args: PipelineArgs) -> Result<(), Failure> {
-    let spec = load(&args)?;
+fn load_with(args: &PipelineArgs, registry: &Registry) -> Result<PipelineSpec, Failure> {
+    PipelineSpec::from_file(&args.pipeline, &args.overrides, registry).map_err(Failure::Config)
+}
+
+fn run(args: RunArgs) -> Result<(), Failure> {
+    let mut registry = Registry::default();
+    if args.json {
+        // Standard output is for JSON records only.
+        registry.set_console_output(|| Box::new(std::io::stderr()));
+    }
+    let spec = load_with(&args.pipeline, &registry)?;
     let started = Instant::now();
+    let mut reporter = Reporter::new(
+        spec.trigger,
+        args.quiet,
+        args.json,
+        args.progress_log.as_deref(),
+    )
+    .map_err(Failure::Runtime)?;
+    let file = args.pipeline.pipeline.display().to_string();
     let system = actix_rt::System::new();
-    let quiet = args.quiet;
-    let file = args.pipeline.display().to_string();
     let outcome = system.block_on(async move {
         // Listen before starting, so that a signal during start-up stops the run gracefully
         // instead of killing the process.
         let mut signals = Signals::new();
         let handle = spec.start()?;
         let stopper = handle.stopper();
+        let (said, mut to_say) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
         actix_rt::spawn(async move {
             signals.next().await;
-            eprintln!("weir: stopping after the current epoch (signal again to abort)");
+            let _ = said.send("weir: stopping after the current epoch (signal again to abort)");
             stopper.stop();
             signals.next().await;
             eprintln!("weir: aborted");
             std::process::exit(130);
         });
-        let metrics = handle.metrics().to_vec();
-        let read = move || -> u64 {
-            metrics
-                .iter()
-                .filter(|(name, _)| name.starts_with("sources."))
-                .map(|(_, m)| m.rows_in.load(Ordering::Relaxed))
-                .sum()
-        };
         let mut progress = handle.progress();
-        let reporter_read = read.clone();
-        actix_rt::spawn(async move {
-            while let Ok(p) = progress.recv().await {
-                if quiet {
-                    continue;
+        let reporting = actix_rt::spawn(async move {
+            loop {
+                tokio::select! {
+                    record = progress.recv() => match record {
+                        Ok(record) => reporter.record(&record),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    },
+                    Some(message) = to_say.recv() => reporter.say(message),
                 }
-                let files = p
-                    .admitted
-                    .map(|n| format!(", {n} new file(s)"))
-                    .unwrap_or_default();
-                let last = if p.kind == BarrierKind::Final {
-                    " (final)"
-                } else {
-                    ""
-                };
-                let checkpoint = p
-                    .checkpoint
-                    .map(|(bytes, took)| format!(", checkpoint {bytes} B in {:.1} ms", took.as_secs_f64() * 1e3))
-                    .unwrap_or_default();
-                eprintln!(
-                    "weir: epoch {} committed{last} in {} ms{files}{checkpoint}; {} rows read so far",
-                    p.epoch,
-                    p.duration.as_millis(),
-                    reporter_read()
-                );
             }
+            reporter
         });
-        let last = handle.wait().await?;
-        Ok::<_, weir::Error>((last, read()))
+        let result = handle.wait().await;
+        // The handle's end closes the progress channel once every record is out.
+        let reporter = reporting.await.ok();
+        Ok::<_, weir::Error>((result?, reporter))
     });
-    let (last, rows) = match outcome {
+    let (last, reporter) = match outcome {
         Ok(done) => done,
         // A checkpoint of another pipeline: the configuration must change, not the world.
         Err(weir::Error::Config(message)) => {
@@ -202,12 +212,8 @@ fn run(args: PipelineArgs) -> Result<(), Failure> {
         }
         Err(error) => return Err(Failure::Runtime(anyhow!(error))),
     };
-    let seconds = started.elapsed().as_secs_f64();
-    if !quiet {
-        eprintln!(
-            "weir: done: {rows} rows in {seconds:.2} s ({:.0} rows/s), last epoch {last}",
-            rows as f64 / seconds.max(1e-9)
-        );
+    if let Some(mut reporter) = reporter {
+        reporter.finish(started.elapsed(), last);
     }
     Ok(())
 }

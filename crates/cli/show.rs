@@ -81,7 +81,7 @@ pub(crate) fn checkpoints(path: &Path) -> anyhow::Result<()> {
         println!(
             "epoch {}  {}  {} B written in {:.1} ms",
             manifest.epoch,
-            utc(manifest.written_at_ms),
+            weir::utc_timestamp(manifest.written_at_ms),
             manifest.bytes_written,
             manifest.write_micros as f64 / 1e3
         );
@@ -94,35 +94,4 @@ pub(crate) fn checkpoints(path: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// `YYYY-MM-DD HH:MM:SS.mmm UTC` from milliseconds since the Unix epoch.
-fn utc(ms: u64) -> String {
-    let (days, rest) = ((ms / 86_400_000) as i64, ms % 86_400_000);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03} UTC",
-        rest / 3_600_000,
-        rest / 60_000 % 60,
-        rest / 1000 % 60,
-        rest % 1000
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00.000 UTC");
-        assert_eq!(super::utc(1_795_000_000_123), "2026-11-18 11:06:40.123 UTC");
-    }
 }

@@ -7,4 +7,5 @@ mod config;
 mod crash;
 mod golden;
 mod modes;
+mod progress;
 mod triggers;

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use futures::future::join_all;
@@ -11,33 +11,23 @@ use crate::messages::{
     Ack, Admission, Admit, BarrierEmitted, Commit, InjectBarrier, RequestStop, RunContinuous,
     StageFailed, StartEpoch, Trigger, Wire,
 };
+use crate::progress::{millis, rate, utc_timestamp};
 use crate::store::CheckpointStore;
+use crate::{EpochProgress, PhaseDurations, StageProgress, StageStats};
 
 /// How a run ended: `Ok` with the last committed epoch, or the first stage failure.
 pub type RunResult = Result<Epoch, Error>;
-
-/// Published after every committed epoch.
-#[derive(Debug, Clone, Copy)]
-pub struct EpochCompleted {
-    /// The epoch that committed.
-    pub epoch: Epoch,
-    /// Whether it was the last one.
-    pub kind: BarrierKind,
-    /// Input units (files) admitted into it; `None` under the continuous trigger.
-    pub admitted: Option<usize>,
-    /// From barrier injection to the end of the sinks' commits.
-    pub duration: Duration,
-    /// Bytes the checkpoint wrote and how long the write took; `None` without a store.
-    pub checkpoint: Option<(u64, Duration)>,
-}
 
 struct InFlight {
     kind: BarrierKind,
     acks: usize,
     emitted: usize,
     admitted: Option<usize>,
-    injected: Instant,
+    /// When the epoch's reading began: its admission round, or the previous barrier under
+    /// the continuous trigger.
+    started: Instant,
     snapshots: Vec<(String, StageSnapshot)>,
+    stats: Vec<(String, StageStats)>,
 }
 
 /// Owns epochs: starts them as the trigger says, injects barriers, collects acks, commits.
@@ -57,7 +47,11 @@ pub struct Coordinator {
     /// available_now lists the input once, at the first epoch of this run.
     listed: bool,
     done: Option<oneshot::Sender<RunResult>>,
-    progress: broadcast::Sender<EpochCompleted>,
+    progress: broadcast::Sender<EpochProgress>,
+    /// When the next epoch's reading began (see [`InFlight::started`]).
+    next_start: Instant,
+    /// When the last committed epoch's reading began, for the input rate.
+    previous_start: Option<Instant>,
 }
 
 impl Coordinator {
@@ -71,7 +65,7 @@ impl Coordinator {
         store: Option<Arc<CheckpointStore>>,
         first_epoch: Epoch,
         timeout: Duration,
-        progress: broadcast::Sender<EpochCompleted>,
+        progress: broadcast::Sender<EpochProgress>,
     ) -> (Self, oneshot::Receiver<RunResult>) {
         let (done, finished) = oneshot::channel();
         let coordinator = Coordinator {
@@ -88,11 +82,17 @@ impl Coordinator {
             listed: false,
             done: Some(done),
             progress,
+            next_start: Instant::now(),
+            previous_start: None,
         };
         (coordinator, finished)
     }
 
     fn finish(&mut self, result: RunResult, ctx: &mut Context<Self>) {
+        // Close RocksDB before anyone hears the run is over: a process that exits while
+        // RocksDB is open on another thread dies in its static destructors ("pthread lock:
+        // Invalid argument"), and an embedding caller may reopen the folder at once.
+        self.store = None;
         if let Some(done) = self.done.take() {
             if let Err(e) = &result {
                 tracing::error!(error = %e, "pipeline failed");
@@ -142,6 +142,7 @@ impl Coordinator {
             .collect();
         self.planning = true;
         self.listed = true;
+        self.next_start = Instant::now();
         ctx.wait(
             join_all(requests)
                 .into_actor(self)
@@ -201,10 +202,13 @@ impl Coordinator {
                 acks: 0,
                 emitted: 0,
                 admitted,
-                injected: Instant::now(),
+                started: self.next_start,
                 snapshots: Vec::new(),
+                stats: Vec::new(),
             },
         );
+        // Under the continuous trigger the next epoch's rows are read from now on.
+        self.next_start = Instant::now();
         ctx.run_later(self.timeout, move |act, ctx| act.check_timeout(epoch, ctx));
     }
 
@@ -268,6 +272,7 @@ impl Coordinator {
         };
         failure_point("after-manifest-before-commit");
         let sinks = wire.sinks.clone();
+        let committing = Instant::now();
         let commits = async move {
             // One sink after another: a crash between two leaves some committed and some
             // pending, which recovery finishes.
@@ -287,14 +292,9 @@ impl Coordinator {
             if let Err(error) = result {
                 return act.finish(Err(error), ctx);
             }
+            let record = act.record(epoch, &state, checkpoint, committing.elapsed());
             // Nobody listening is fine: progress is for whoever subscribes.
-            let _ = act.progress.send(EpochCompleted {
-                epoch,
-                kind: state.kind,
-                admitted: state.admitted,
-                duration: state.injected.elapsed(),
-                checkpoint,
-            });
+            let _ = act.progress.send(record);
             if last {
                 return act.finish(Ok(epoch), ctx);
             }
@@ -306,6 +306,84 @@ impl Coordinator {
                 act.start_epoch(ctx);
             }
         }));
+    }
+}
+
+impl Coordinator {
+    /// The progress record of `epoch`, which has just committed.
+    fn record(
+        &mut self,
+        epoch: Epoch,
+        state: &InFlight,
+        checkpoint: Option<(u64, Duration)>,
+        commit: Duration,
+    ) -> EpochProgress {
+        let total = state.started.elapsed();
+        let since_previous = self
+            .previous_start
+            .map_or(total, |p| state.started.saturating_duration_since(p));
+        self.previous_start = Some(state.started);
+        // [read, process, write], summed over the stages of each kind.
+        let mut busy = [Duration::ZERO; 3];
+        let mut input_rows = 0;
+        let mut stages: Vec<StageProgress> = state
+            .stats
+            .iter()
+            .map(|(name, stats)| {
+                let phase = match name.split('.').next() {
+                    Some("sources") => {
+                        input_rows += stats.rows_in;
+                        0
+                    }
+                    Some("operators") => 1,
+                    _ => 2,
+                };
+                busy[phase] += stats.busy;
+                let snapshot = state.snapshots.iter().find(|(n, _)| n == name);
+                StageProgress {
+                    name: name.clone(),
+                    rows_in: stats.rows_in,
+                    rows_out: stats.rows_out,
+                    busy_ms: millis(stats.busy),
+                    processed_rows_per_second: rate(stats.rows_in, stats.busy),
+                    state_keys: snapshot.map_or(0, |(_, s)| s.state_keys),
+                    state_bytes: snapshot.map_or(0, |(_, s)| s.state_bytes),
+                    files_pending: stats.pending,
+                    malformed_rows: stats.malformed_rows,
+                }
+            })
+            .collect();
+        // Sources, operators, sinks, each by name: the order of the pipeline file's tables.
+        let rank = |name: &str| match name.split('.').next() {
+            Some("sources") => 0,
+            Some("operators") => 1,
+            _ => 2,
+        };
+        stages.sort_by(|a, b| (rank(&a.name), &a.name).cmp(&(rank(&b.name), &b.name)));
+        let durations = PhaseDurations {
+            read: millis(busy[0]),
+            process: millis(busy[1]),
+            write: millis(busy[2]),
+            checkpoint: checkpoint.map_or(0.0, |(_, took)| millis(took)),
+            commit: millis(commit),
+            total: millis(total),
+        };
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        EpochProgress {
+            epoch: epoch.0,
+            last: state.kind == BarrierKind::Final,
+            trigger: self.trigger.name(),
+            timestamp: utc_timestamp(now_ms),
+            admitted_files: state.admitted,
+            input_rows,
+            input_rows_per_second: rate(input_rows, since_previous),
+            processed_rows_per_second: rate(input_rows, total),
+            durations_ms: durations,
+            checkpoint_bytes: checkpoint.map(|(bytes, _)| bytes),
+            stages,
+        }
     }
 }
 
@@ -357,6 +435,7 @@ impl Handler<BarrierEmitted> for Coordinator {
             return;
         };
         state.emitted += 1;
+        state.stats.push((msg.stage.clone(), msg.stats));
         state.snapshots.push((msg.stage, msg.snapshot));
         // available_now reads ahead: the next epoch's input is admitted as soon as every
         // source has let this epoch's barrier go, while downstream stages still work on it.
@@ -380,6 +459,7 @@ impl Handler<Ack> for Coordinator {
             return;
         };
         state.acks += 1;
+        state.stats.push((ack.stage.clone(), ack.stats));
         state.snapshots.push((ack.stage, ack.snapshot));
         // Epochs complete in order: every stage handles barriers in order.
         self.try_complete(ack.epoch, ctx);

@@ -13,11 +13,13 @@
 
 mod coordinator;
 mod messages;
+mod progress;
 mod store;
 
-pub use coordinator::{Coordinator, EpochCompleted, RunResult};
+pub use coordinator::{Coordinator, RunResult};
 pub use messages::{
     Ack, Admission, Admit, BarrierEmitted, Commit, InjectBarrier, RequestStop, RunContinuous,
     SourceControl, StageFailed, StartEpoch, Trigger, Wire,
 };
+pub use progress::{utc_timestamp, EpochProgress, PhaseDurations, StageProgress, StageStats};
 pub use store::{CheckpointStore, Manifest, StageSummary, StoreError};

@@ -3,6 +3,8 @@ use std::time::Duration;
 use actix::{Message, Recipient};
 use weir_core::{Barrier, Epoch, Error, StageSnapshot};
 
+use crate::StageStats;
+
 /// When epochs start and end (design.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -20,6 +22,18 @@ pub enum Trigger {
     Once,
     /// Everything available at start, in as many epochs as the sources' limits need, then stop.
     AvailableNow,
+}
+
+impl Trigger {
+    /// The trigger's name in the pipeline file and in progress records.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Trigger::Continuous { .. } => "continuous",
+            Trigger::ProcessingTime { .. } => "processing_time",
+            Trigger::Once => "once",
+            Trigger::AvailableNow => "available_now",
+        }
+    }
 }
 
 /// Which discovered input a source admits into an epoch.
@@ -86,6 +100,8 @@ pub struct BarrierEmitted {
     pub stage: String,
     /// The source's position at the barrier.
     pub snapshot: StageSnapshot,
+    /// What the source read in the epoch.
+    pub stats: StageStats,
 }
 
 /// Operator or sink → coordinator: barrier `epoch` is aligned, handled, its output
@@ -99,6 +115,8 @@ pub struct Ack {
     pub stage: String,
     /// What the stage's state became in the epoch.
     pub snapshot: StageSnapshot,
+    /// What the stage did in the epoch.
+    pub stats: StageStats,
 }
 
 /// Coordinator → sink: the checkpoint of `epoch` is complete; make its output visible.

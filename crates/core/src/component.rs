@@ -35,6 +35,12 @@ pub trait Source: Send + 'static {
     fn restore(&mut self, _state: StateEntries) -> Result<()> {
         Ok(())
     }
+
+    /// Malformed input rows met since the last call, for progress records. Sources that
+    /// stop at the first malformed row have none to count.
+    fn take_malformed_rows(&mut self) -> u64 {
+        0
+    }
 }
 
 /// Transforms batches; stateful operators also emit at every barrier.

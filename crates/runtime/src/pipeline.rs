@@ -6,7 +6,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::{broadcast, oneshot};
 use weir_checkpoint::{
-    CheckpointStore, Commit, Coordinator, EpochCompleted, RequestStop, RunResult, SourceControl,
+    CheckpointStore, Commit, Coordinator, EpochProgress, RequestStop, RunResult, SourceControl,
     StoreError, Wire,
 };
 use weir_core::{Epoch, Error, Operator, OutputMode, Result, Sink, Source};
@@ -19,9 +19,38 @@ use crate::spec::{PipelineSpec, Upstream};
 pub struct PipelineHandle {
     coordinator: Addr<Coordinator>,
     finished: oneshot::Receiver<RunResult>,
+    /// The threads the pipeline created; empty when it runs on the caller's arbiters.
     arbiters: Vec<Arbiter>,
     metrics: Vec<(String, Arc<StageMetrics>)>,
-    progress: broadcast::Sender<EpochCompleted>,
+    progress: broadcast::Sender<EpochProgress>,
+}
+
+/// Where stage actors run: threads of the pipeline's own, or arbiters the caller passed.
+enum Threads {
+    Own(Vec<Arbiter>),
+    Given {
+        handles: Vec<ArbiterHandle>,
+        next: usize,
+    },
+}
+
+impl Threads {
+    /// The arbiter for the next actor: a new one, or the caller's in turn.
+    fn next(&mut self) -> ArbiterHandle {
+        match self {
+            Threads::Own(arbiters) => {
+                let arbiter = Arbiter::new();
+                let handle = arbiter.handle();
+                arbiters.push(arbiter);
+                handle
+            }
+            Threads::Given { handles, next } => {
+                let handle = handles[*next % handles.len()].clone();
+                *next += 1;
+                handle
+            }
+        }
+    }
 }
 
 /// Asks a running pipeline to stop gracefully; cheap to clone, for signal handlers.
@@ -46,9 +75,37 @@ impl PipelineHandle {
         Stopper(self.coordinator.clone())
     }
 
-    /// A record for every committed epoch from now on.
-    pub fn progress(&self) -> broadcast::Receiver<EpochCompleted> {
+    /// A record for every committed epoch from now on. A receiver that falls more than 256
+    /// records behind loses the oldest ones (`RecvError::Lagged`), never the pipeline's pace.
+    pub fn progress(&self) -> broadcast::Receiver<EpochProgress> {
         self.progress.subscribe()
+    }
+
+    /// Sends every record from now on to `recipient`, an actor of the caller's, in order.
+    /// Runs on the current actix arbiter; records the recipient cannot keep up with are
+    /// skipped rather than slowing the pipeline. The returned task ends once the run has
+    /// ended and the last record has been delivered.
+    pub fn progress_to(
+        &self,
+        recipient: Recipient<EpochProgress>,
+    ) -> actix_rt::task::JoinHandle<()> {
+        let mut records = self.progress.subscribe();
+        actix_rt::spawn(async move {
+            loop {
+                match records.recv().await {
+                    Ok(record) => {
+                        if recipient.send(record).await.is_err() {
+                            // The caller's actor stopped: nobody to tell any more.
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                        tracing::warn!(skipped, "progress records skipped for a slow recipient");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        })
     }
 
     /// Every stage's counters, named as in the pipeline file (`sources.sales`).
@@ -68,12 +125,14 @@ impl PipelineHandle {
         for arbiter in &self.arbiters {
             arbiter.stop();
         }
-        // Join the coordinator's thread before returning: it holds the RocksDB store, and a
-        // process that exits while RocksDB is open on another thread dies in its static
-        // destructors ("pthread lock: Invalid argument") instead of exiting 0. The stage
+        // The coordinator closed the RocksDB store before it answered. Its thread is joined
+        // as well, so that nothing of the run is left on it when the caller exits. The stage
         // threads are not joined: a stage stuck in a blocking call (the reason a checkpoint
         // timed out, say) must not hang the caller.
         let mut arbiters = self.arbiters;
+        if arbiters.is_empty() {
+            return result;
+        }
         let coordinator_thread = arbiters.remove(0);
         drop(arbiters);
         let joined = tokio::task::spawn_blocking(move || coordinator_thread.join().is_ok()).await;
@@ -91,6 +150,27 @@ impl PipelineSpec {
     /// and one for the coordinator. Fails, with nothing started, if a component cannot be
     /// built (an output folder that cannot be created, say).
     pub fn start(&self) -> Result<PipelineHandle> {
+        self.start_with(Threads::Own(Vec::new()))
+    }
+
+    /// Starts the pipeline on the caller's arbiters: the coordinator on the first, then each
+    /// stage on the next in turn. Stages read and write files synchronously on their arbiter,
+    /// so give them arbiters that nothing latency-sensitive shares; and an actor that
+    /// receives a `channel` sink's output must not share an arbiter with that sink.
+    /// [`PipelineHandle::wait`] leaves these arbiters running.
+    pub fn start_on(&self, arbiters: &[ArbiterHandle]) -> Result<PipelineHandle> {
+        if arbiters.is_empty() {
+            return Err(Error::Internal(
+                "start_on needs at least one arbiter".into(),
+            ));
+        }
+        self.start_with(Threads::Given {
+            handles: arbiters.to_vec(),
+            next: 0,
+        })
+    }
+
+    fn start_with(&self, mut threads: Threads) -> Result<PipelineHandle> {
         let mut sources = self
             .sources
             .iter()
@@ -123,8 +203,7 @@ impl PipelineSpec {
             self.checkpoint.timeout,
             progress.clone(),
         );
-        let mut arbiters = vec![Arbiter::new()];
-        let coordinator = Coordinator::start_in_arbiter(&arbiters[0].handle(), |_| coordinator);
+        let coordinator = Coordinator::start_in_arbiter(&threads.next(), |_| coordinator);
         let mut metrics = Vec::new();
         let mut new_metrics = |name: String| {
             let m = Arc::new(StageMetrics::default());
@@ -141,12 +220,10 @@ impl PipelineSpec {
                 coordinator.clone(),
                 new_metrics(format!("sinks.{}", node.name)),
             );
-            let arbiter = Arbiter::new();
-            sink_addrs.push(SinkActor::start_in_arbiter(&arbiter.handle(), move |ctx| {
+            sink_addrs.push(SinkActor::start_in_arbiter(&threads.next(), move |ctx| {
                 ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
                 actor
             }));
-            arbiters.push(arbiter);
         }
 
         // Consumers start before their producers, so that every edge has an address.
@@ -168,15 +245,13 @@ impl PipelineSpec {
                 coordinator.clone(),
                 new_metrics(format!("operators.{}", node.name)),
             );
-            let arbiter = Arbiter::new();
             operator_addrs[index] = Some(OperatorActor::start_in_arbiter(
-                &arbiter.handle(),
+                &threads.next(),
                 move |ctx| {
                     ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
                     actor
                 },
             ));
-            arbiters.push(arbiter);
         }
 
         let mut controls = Vec::new();
@@ -194,12 +269,10 @@ impl PipelineSpec {
                 coordinator.clone(),
                 new_metrics(format!("sources.{}", node.name)),
             );
-            let arbiter = Arbiter::new();
-            let addr = SourceActor::start_in_arbiter(&arbiter.handle(), move |ctx| {
+            let addr = SourceActor::start_in_arbiter(&threads.next(), move |ctx| {
                 ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
                 actor
             });
-            arbiters.push(arbiter);
             controls.push(SourceControl {
                 name: format!("sources.{}", node.name),
                 start: addr.clone().recipient(),
@@ -221,6 +294,10 @@ impl PipelineSpec {
                 .chain(self.sinks.iter().map(|s| format!("sinks.{}", s.name)))
                 .collect(),
         });
+        let arbiters = match threads {
+            Threads::Own(arbiters) => arbiters,
+            Threads::Given { .. } => Vec::new(),
+        };
         Ok(PipelineHandle {
             coordinator,
             finished,

@@ -4,12 +4,15 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use actix::Recipient;
 use arrow_schema::SchemaRef;
 use serde::de::DeserializeOwned;
 use weir_core::{ConfigError, Operator, OutputMode, Result, Sink, Source};
 use weir_operators::{AggregateConfig, AggregateSettings};
 use weir_sink::{ConsoleSinkConfig, FileFormat, FileSinkConfig, FileSinkSettings};
 use weir_source::{CsvSourceConfig, CsvSourceSettings};
+
+use crate::channel::{self, ChannelSinkConfig, Channels, EpochOutput};
 
 /// A source whose configuration has been validated: building it cannot fail on configuration.
 pub trait SourceSpec: Send + Sync {
@@ -52,10 +55,16 @@ pub trait SinkSpec: Send + Sync {
 /// One component's table from the pipeline file, without the keys the runtime itself reads
 /// (`type`, `input`, `output_mode`).
 pub struct ComponentConfig {
+    pub(crate) name: String,
     pub(crate) value: config::Value,
 }
 
 impl ComponentConfig {
+    /// The component's name in the pipeline (`archive` for `[sinks.archive]`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Deserializes the table into the component's config type. Every unknown key is
     /// reported, not just the first; use `#[serde(deny_unknown_fields)]` on `T`.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, Vec<ConfigError>> {
@@ -142,6 +151,7 @@ pub struct Registry {
     sources: BTreeMap<String, SourceFactory>,
     operators: BTreeMap<String, OperatorFactory>,
     sinks: BTreeMap<String, SinkFactory>,
+    channels: Channels,
 }
 
 impl Registry {
@@ -151,6 +161,7 @@ impl Registry {
             sources: BTreeMap::new(),
             operators: BTreeMap::new(),
             sinks: BTreeMap::new(),
+            channels: Channels::new(),
         }
     }
 
@@ -194,6 +205,36 @@ impl Registry {
             + 'static,
     ) {
         self.sinks.insert(type_name.to_string(), Arc::new(factory));
+    }
+
+    /// Where `console` sinks print their tables: standard output unless changed. `weir run
+    /// --json` sends them to standard error, so that standard output holds only JSON.
+    pub fn set_console_output(
+        &mut self,
+        output: impl Fn() -> Box<dyn std::io::Write + Send> + Send + Sync + 'static,
+    ) {
+        let output = Arc::new(output);
+        self.register_sink("console", move |table, _, _| {
+            let output = output.clone();
+            table.validate(|config: ConsoleSinkConfig| {
+                Ok(Box::new(ConsoleSpec { config, output }) as Box<dyn SinkSpec>)
+            })
+        });
+    }
+
+    /// Makes `recipient` available to sinks of `type = "channel"` as `channel = "NAME"`:
+    /// each committed epoch's rows are sent to it as an [`EpochOutput`]. See
+    /// [`EpochOutput`] for what exactly-once means for such a sink.
+    pub fn add_channel(&mut self, name: &str, recipient: Recipient<EpochOutput>) {
+        self.channels.insert(name.to_string(), recipient);
+        let channels = self.channels.clone();
+        self.register_sink("channel", move |table, input, mode| {
+            let name = table.name().to_string();
+            table.validate(|config: ChannelSinkConfig| {
+                let spec = channel::validate(config, &channels, input, mode)?;
+                Ok(Box::new(spec.with_name(&name)) as Box<dyn SinkSpec>)
+            })
+        });
     }
 
     pub(crate) fn source(&self, type_name: &str) -> Result<&SourceFactory, String> {
@@ -242,8 +283,14 @@ impl Default for Registry {
                 Ok(Box::new(AggregateSpec { describe, settings }) as Box<dyn OperatorSpec>)
             })
         });
-        registry.register_sink("console", |table, _, _| {
-            table.validate(|config: ConsoleSinkConfig| Ok(Box::new(config) as Box<dyn SinkSpec>))
+        registry.set_console_output(|| Box::new(std::io::stdout()));
+        // Known without a recipient, so that a pipeline file using it says what is missing.
+        let none = Channels::new();
+        registry.register_sink("channel", move |table, input, mode| {
+            table.validate(|config: ChannelSinkConfig| {
+                let spec = channel::validate(config, &none, input, mode)?;
+                Ok(Box::new(spec.with_name(table.name())) as Box<dyn SinkSpec>)
+            })
         });
         for format in [FileFormat::Parquet, FileFormat::Csv] {
             registry.register_sink(format.extension(), move |table, input, mode| {
@@ -291,15 +338,19 @@ impl OperatorSpec for AggregateSpec {
     }
 }
 
-impl SinkSpec for ConsoleSinkConfig {
+type ConsoleOutput = Arc<dyn Fn() -> Box<dyn std::io::Write + Send> + Send + Sync>;
+
+struct ConsoleSpec {
+    config: ConsoleSinkConfig,
+    output: ConsoleOutput,
+}
+
+impl SinkSpec for ConsoleSpec {
     fn describe(&self) -> String {
-        format!("standard output, {} rows per epoch", self.num_rows)
+        format!("standard output, {} rows per epoch", self.config.num_rows)
     }
     fn build(&self) -> Result<Box<dyn Sink>> {
-        Ok(Box::new(ConsoleSinkConfig::build(
-            self,
-            Box::new(std::io::stdout()),
-        )))
+        Ok(Box::new(self.config.build((self.output)())))
     }
 }
 

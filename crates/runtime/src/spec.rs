@@ -519,6 +519,7 @@ impl<'a> Validator<'a> {
                 None
             };
             let rest = ComponentConfig {
+                name: name.clone(),
                 value: Value::new(None, ValueKind::Table(table)),
             };
             out.push((

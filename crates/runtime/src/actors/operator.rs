@@ -1,8 +1,10 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
+use std::time::Instant;
 use tokio::sync::oneshot;
-use weir_checkpoint::{Ack, Coordinator, StageFailed};
+
+use weir_checkpoint::{Ack, Coordinator, StageFailed, StageStats};
 use weir_core::{
     failure_point, BarrierKind, Envelope, Epoch, Error, Operator, OutputMode, StageSnapshot,
     StreamMessage,
@@ -22,6 +24,8 @@ pub(crate) struct OperatorActor {
     coordinator: Addr<Coordinator>,
     metrics: Arc<StageMetrics>,
     failed: bool,
+    /// What the operator did since its last barrier.
+    stats: StageStats,
 }
 
 impl OperatorActor {
@@ -45,6 +49,7 @@ impl OperatorActor {
             coordinator,
             metrics,
             failed: false,
+            stats: StageStats::default(),
         }
     }
 
@@ -56,10 +61,11 @@ impl OperatorActor {
     ) -> Result<
         (
             Vec<Vec<StreamMessage>>,
-            Vec<(Epoch, BarrierKind, StageSnapshot)>,
+            Vec<(Epoch, BarrierKind, StageSnapshot, StageStats)>,
         ),
         Error,
     > {
+        let mut busy_since = Instant::now();
         let mut outgoing: Vec<Vec<StreamMessage>> = vec![Vec::new(); self.outputs.len()];
         let mut acks = Vec::new();
         for step in steps {
@@ -67,8 +73,10 @@ impl OperatorActor {
                 Step::Data(batch) => {
                     StageMetrics::add(&self.metrics.rows_in, batch.num_rows());
                     StageMetrics::add(&self.metrics.batches_in, 1);
+                    self.stats.rows_in += batch.num_rows() as u64;
                     if let Some(out) = self.operator.process(batch)? {
                         StageMetrics::add(&self.metrics.rows_out, out.num_rows());
+                        self.stats.rows_out += out.num_rows() as u64;
                         outgoing
                             .iter_mut()
                             .for_each(|o| o.push(StreamMessage::Batch(out.clone())));
@@ -79,6 +87,7 @@ impl OperatorActor {
                     for mode in self.modes.clone() {
                         if let Some(out) = self.operator.emit(mode)? {
                             StageMetrics::add(&self.metrics.rows_out, out.num_rows());
+                            self.stats.rows_out += out.num_rows() as u64;
                             for (i, (_, m)) in self.outputs.iter().enumerate() {
                                 if *m == mode {
                                     outgoing[i].push(StreamMessage::Batch(out.clone()));
@@ -92,10 +101,14 @@ impl OperatorActor {
                     outgoing
                         .iter_mut()
                         .for_each(|o| o.push(StreamMessage::Barrier(barrier)));
-                    acks.push((barrier.epoch, barrier.kind, snapshot));
+                    self.stats.busy += busy_since.elapsed();
+                    busy_since = Instant::now();
+                    let stats = std::mem::take(&mut self.stats);
+                    acks.push((barrier.epoch, barrier.kind, snapshot, stats));
                 }
             }
         }
+        self.stats.busy += busy_since.elapsed();
         Ok((outgoing, acks))
     }
 
@@ -155,13 +168,14 @@ impl Handler<Envelope> for OperatorActor {
                 act.failed = true;
                 return ctx.stop();
             }
-            for (epoch, kind, snapshot) in acks {
+            for (epoch, kind, snapshot, stats) in acks {
                 failure_point("after-state-before-ack");
                 let stage = format!("operators.{}", act.name);
                 act.coordinator.do_send(Ack {
                     epoch,
                     stage,
                     snapshot,
+                    stats,
                 });
                 if kind == BarrierKind::Final {
                     ctx.stop();

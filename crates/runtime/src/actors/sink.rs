@@ -1,7 +1,9 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
-use weir_checkpoint::{Ack, Commit, Coordinator, StageFailed};
+use std::time::Instant;
+
+use weir_checkpoint::{Ack, Commit, Coordinator, StageFailed, StageStats};
 use weir_core::{failure_point, Envelope, Error, Sink};
 
 use super::align::{Aligner, Offer, Step};
@@ -16,6 +18,8 @@ pub(crate) struct SinkActor {
     coordinator: Addr<Coordinator>,
     metrics: Arc<StageMetrics>,
     failed: bool,
+    /// What the sink wrote since its last barrier.
+    stats: StageStats,
 }
 
 impl SinkActor {
@@ -33,17 +37,22 @@ impl SinkActor {
             coordinator,
             metrics,
             failed: false,
+            stats: StageStats::default(),
         }
     }
 
     fn run(&mut self, steps: Vec<Step>) -> Result<(), Error> {
         for step in steps {
+            let busy_since = Instant::now();
             match step {
                 Step::Data(batch) => {
                     StageMetrics::add(&self.metrics.rows_in, batch.num_rows());
                     StageMetrics::add(&self.metrics.batches_in, 1);
                     self.sink.write(&batch)?;
                     StageMetrics::add(&self.metrics.rows_out, batch.num_rows());
+                    self.stats.rows_in += batch.num_rows() as u64;
+                    self.stats.rows_out += batch.num_rows() as u64;
+                    self.stats.busy += busy_since.elapsed();
                 }
                 Step::Barrier(barrier) => {
                     self.sink.pre_commit(barrier.epoch)?;
@@ -52,10 +61,13 @@ impl SinkActor {
                     failure_point("after-state-before-ack");
                     StageMetrics::add(&self.metrics.barriers, 1);
                     let stage = format!("sinks.{}", self.name);
+                    self.stats.busy += busy_since.elapsed();
+                    let stats = std::mem::take(&mut self.stats);
                     self.coordinator.do_send(Ack {
                         epoch: barrier.epoch,
                         stage,
                         snapshot,
+                        stats,
                     });
                 }
             }

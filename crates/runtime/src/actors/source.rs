@@ -7,7 +7,7 @@ use futures::future::{join_all, BoxFuture};
 use futures::FutureExt;
 use weir_checkpoint::{
     Admission, Admit, BarrierEmitted, Coordinator, InjectBarrier, RunContinuous, StageFailed,
-    StartEpoch,
+    StageStats, StartEpoch,
 };
 use weir_core::{failure_point, BarrierKind, Envelope, Error, Source, StreamMessage};
 
@@ -31,6 +31,8 @@ pub(crate) struct SourceActor {
     in_flight: Option<BoxFuture<'static, Result<(), MailboxError>>>,
     pumping: bool,
     finished: bool,
+    /// What the source read since its last barrier.
+    stats: StageStats,
 }
 
 /// Read or emit the next message.
@@ -61,6 +63,7 @@ impl SourceActor {
             in_flight: None,
             pumping: false,
             finished: false,
+            stats: StageStats::default(),
         }
     }
 
@@ -91,11 +94,16 @@ impl SourceActor {
                 .map(|b| StreamMessage::Barrier(b.barrier)));
         }
         loop {
-            if let Some(batch) = self.source.next_batch()? {
+            let reading = Instant::now();
+            let batch = self.source.next_batch()?;
+            self.stats.busy += reading.elapsed();
+            if let Some(batch) = batch {
                 if batch.num_rows() == 0 {
                     continue;
                 }
                 failure_point("source-mid-batch");
+                self.stats.rows_in += batch.num_rows() as u64;
+                self.stats.rows_out += batch.num_rows() as u64;
                 StageMetrics::add(&self.metrics.rows_in, batch.num_rows());
                 StageMetrics::add(&self.metrics.batches_in, 1);
                 return Ok(Some(StreamMessage::Batch(batch)));
@@ -197,11 +205,17 @@ impl Handler<Pump> for SourceActor {
             let (Some(barrier), Some(snapshot)) = (barrier, snapshot) else {
                 return act.wake(ctx);
             };
+            let stats = StageStats {
+                pending: Some(act.source.backlog() as u64),
+                malformed_rows: act.source.take_malformed_rows(),
+                ..std::mem::take(&mut act.stats)
+            };
             act.coordinator.do_send(BarrierEmitted {
                 source: act.index,
                 epoch: barrier.epoch,
                 stage: format!("sources.{}", act.name),
                 snapshot,
+                stats,
             });
             if barrier.kind == BarrierKind::Final {
                 act.finished = true;

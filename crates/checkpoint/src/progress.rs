@@ -1,0 +1,158 @@
+//! Per-epoch progress records, like Spark's `StreamingQueryProgress`.
+
+use std::time::Duration;
+
+use actix::Message;
+use serde::Serialize;
+
+/// What one stage did in one epoch, measured by its actor and sent with its barrier answer
+/// ([`crate::BarrierEmitted`] or [`crate::Ack`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageStats {
+    /// Rows received in the epoch (for a source: rows read).
+    pub rows_in: u64,
+    /// Rows handed on in the epoch (for a sink: rows written).
+    pub rows_out: u64,
+    /// Time the stage spent on the epoch's work: reading, processing or writing.
+    pub busy: Duration,
+    /// Input units (files) a source has discovered but not read yet, after the barrier.
+    pub pending: Option<u64>,
+    /// Malformed input rows a source met in the epoch.
+    pub malformed_rows: u64,
+}
+
+/// One stage in an [`EpochProgress`] record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageProgress {
+    /// The stage's name in the pipeline file (`sources.sales`).
+    pub name: String,
+    /// Rows received in the epoch (for a source: rows read).
+    pub rows_in: u64,
+    /// Rows handed on in the epoch (for a sink: rows written).
+    pub rows_out: u64,
+    /// Milliseconds the stage spent on the epoch's work.
+    pub busy_ms: f64,
+    /// `rows_in` per second of `busy_ms`: how fast the stage works when it has work.
+    pub processed_rows_per_second: f64,
+    /// Keys in the stage's state after the epoch (groups, finished files, pending files).
+    pub state_keys: u64,
+    /// Approximate bytes of the stage's state after the epoch.
+    pub state_bytes: u64,
+    /// For a source: files discovered and not read yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_pending: Option<u64>,
+    /// For a source: malformed rows met in the epoch.
+    pub malformed_rows: u64,
+}
+
+/// Milliseconds spent in each phase of an epoch. Stage times add up over stages, and stages
+/// run in parallel, so `read + process + write` may exceed `total`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct PhaseDurations {
+    /// Sources reading and parsing input.
+    pub read: f64,
+    /// Operators processing batches and emitting at the barrier.
+    pub process: f64,
+    /// Sinks writing and pre-committing.
+    pub write: f64,
+    /// The checkpoint's synced RocksDB write.
+    pub checkpoint: f64,
+    /// Sinks making the epoch's output visible, after the checkpoint.
+    pub commit: f64,
+    /// From the epoch's start to the end of its commit.
+    pub total: f64,
+}
+
+/// Published after every committed epoch: what happened in it, per stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Message)]
+#[rtype(result = "()")]
+pub struct EpochProgress {
+    /// The epoch that committed.
+    pub epoch: u64,
+    /// Whether it was the run's last epoch.
+    #[serde(rename = "final")]
+    pub last: bool,
+    /// The trigger: `continuous`, `processing_time`, `once` or `available_now`.
+    pub trigger: &'static str,
+    /// When the epoch committed, UTC, ISO 8601 with milliseconds.
+    pub timestamp: String,
+    /// Files admitted into the epoch; absent under the continuous trigger, where sources
+    /// take files as they come.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admitted_files: Option<usize>,
+    /// Rows all sources read in the epoch.
+    pub input_rows: u64,
+    /// `input_rows` per second of time since the previous epoch started: how fast data came.
+    pub input_rows_per_second: f64,
+    /// `input_rows` per second of this epoch's total duration: how fast it was handled.
+    pub processed_rows_per_second: f64,
+    /// Where the epoch's time went, in milliseconds.
+    pub durations_ms: PhaseDurations,
+    /// Bytes the checkpoint wrote; absent without `checkpoint.path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_bytes: Option<u64>,
+    /// Every stage, sources first.
+    pub stages: Vec<StageProgress>,
+}
+
+impl EpochProgress {
+    /// The record as one line of JSON, for `--progress-log` and `--json`.
+    pub fn to_json(&self) -> String {
+        // Only numbers, strings and options of them: serialization cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Rows per second to a tenth, 0 when no time passed.
+pub(crate) fn rate(rows: u64, time: Duration) -> f64 {
+    let seconds = time.as_secs_f64();
+    if seconds > 0.0 {
+        (rows as f64 / seconds * 10.0).round() / 10.0
+    } else {
+        0.0
+    }
+}
+
+/// Milliseconds to the microsecond, for records: more digits would be noise.
+pub(crate) fn millis(time: Duration) -> f64 {
+    time.as_micros() as f64 / 1e3
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` from milliseconds since the Unix epoch.
+pub fn utc_timestamp(ms: u64) -> String {
+    let (days, rest) = ((ms / 86_400_000) as i64, ms % 86_400_000);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_iso_8601_utc() {
+        assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc_timestamp(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
+    }
+
+    #[test]
+    fn rates_of_no_time_are_zero() {
+        assert_eq!(rate(10, Duration::ZERO), 0.0);
+        assert_eq!(rate(10, Duration::from_millis(500)), 20.0);
+    }
+}
