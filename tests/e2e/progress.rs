@@ -141,11 +141,15 @@ fn a_progress_log_that_cannot_be_created_is_an_error_before_the_run() {
     assert!(!ws.path("out").join("part-000001-0000.parquet").exists());
 }
 
-/// Runs `weir run` under a pseudo-terminal (`script`), as a person at a terminal would.
+/// Runs `weir ARGS` under a pseudo-terminal (`script`), as a person at a terminal would.
 fn under_a_terminal(ws: &Workspace, args: &str) -> String {
-    let command = format!("{} {args}", env!("CARGO_BIN_EXE_weir"));
+    on_a_terminal(ws, &format!("{} {args}", env!("CARGO_BIN_EXE_weir")))
+}
+
+/// Runs a shell `command` under a pseudo-terminal; what the terminal received.
+fn on_a_terminal(ws: &Workspace, command: &str) -> String {
     let out = Command::new("script")
-        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .args(["-q", "-e", "-c", command, "/dev/null"])
         .current_dir(ws.path(""))
         .env("TERM", "xterm")
         .output()
@@ -184,4 +188,30 @@ fn on_a_terminal_quiet_shows_no_progress_at_all() {
     assert!(!screen.contains("weir: done"), "{screen:?}");
     // The console sink's tables still print.
     assert!(screen.contains("Epoch: 3"), "{screen:?}");
+}
+
+#[test]
+fn on_a_terminal_a_continuous_run_shows_a_status_line_until_stopped() {
+    let ws = Workspace::new();
+    ws.csv_files("in", 0, 3, 100, 10, 32);
+    let pipeline = notebook_pipeline("", 1).replace("[trigger]\n", "");
+    ws.write("pipeline.toml", &pipeline);
+    // Ctrl-C after a second and a half: weir finishes the epoch and exits 0.
+    let screen = on_a_terminal(
+        &ws,
+        &format!(
+            "timeout --preserve-status -s INT 1.5 {} run pipeline.toml --set sinks.display.num_rows=1",
+            env!("CARGO_BIN_EXE_weir")
+        ),
+    );
+    assert!(screen.contains('\x1b'), "no live view: {screen:?}");
+    assert!(
+        screen.contains("file(s) pending"),
+        "no status line: {screen:?}"
+    );
+    assert!(
+        !screen.contains(" files "),
+        "a bar under a continuous trigger: {screen:?}"
+    );
+    assert!(screen.contains("weir: done: 300 rows"), "{screen:?}");
 }
