@@ -50,6 +50,8 @@ impl Component {
 
 /// Builds a pipeline in code. Everything goes through the same validation as a pipeline
 /// file, so errors name the same keys (`sources.sales.schema`) and say the same things.
+/// As with a file, `WEIR_…__…` environment variables (`WEIR_SINKS__ARCHIVE__PATH`) override
+/// keys, so an operator can redirect an embedded pipeline without a rebuild.
 ///
 /// ```
 /// use weir::{Component, OutputMode, PipelineBuilder};
