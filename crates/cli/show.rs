@@ -79,11 +79,10 @@ pub(crate) fn checkpoints(path: &Path) -> anyhow::Result<()> {
     }
     for manifest in manifests {
         println!(
-            "epoch {}  {}  {} B written in {:.1} ms",
+            "epoch {}  {}  {} B written",
             manifest.epoch,
             weir::utc_timestamp(manifest.written_at_ms),
             manifest.bytes_written,
-            manifest.write_micros as f64 / 1e3
         );
         let width = manifest.stages.keys().map(String::len).max().unwrap_or(0);
         for (stage, summary) in &manifest.stages {

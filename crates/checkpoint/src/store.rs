@@ -73,7 +73,9 @@ pub struct Manifest {
     pub written_at_ms: u64,
     /// Bytes written for it (deltas and manifest).
     pub bytes_written: u64,
-    /// How long the write took, in microseconds.
+    /// How long the write took, in microseconds. Known only once the write has returned,
+    /// so it is not stored: a manifest read back from the store has 0.
+    #[serde(skip)]
     pub write_micros: u64,
     /// Every stage, by name (`sources.sales`).
     pub stages: BTreeMap<String, StageSummary>,
@@ -292,8 +294,10 @@ impl CheckpointStore {
             write_micros: 0,
             stages,
         };
-        let encoded = serde_json::to_vec(&manifest).map_err(|e| self.damaged(e.to_string()))?;
-        manifest.bytes_written = bytes + encoded.len() as u64;
+        // The manifest counts its own bytes: measure it, then encode it with the total.
+        let encode = |m: &Manifest| serde_json::to_vec(m).map_err(|e| self.damaged(e.to_string()));
+        manifest.bytes_written = bytes + encode(&manifest)?.len() as u64;
+        let encoded = encode(&manifest)?;
         batch.put(manifest_key(epoch.0), encoded);
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
@@ -453,6 +457,11 @@ mod tests {
         let err = CheckpointStore::open(dir.path(), 3).err().unwrap();
         assert!(matches!(err, StoreError::Locked { .. }), "{err}");
         let reader = CheckpointStore::open_read_only(dir.path()).unwrap();
-        assert_eq!(reader.latest().unwrap().unwrap().epoch, 1);
+        let latest = reader.latest().unwrap().unwrap();
+        assert_eq!(latest.epoch, 1);
+        assert!(
+            latest.bytes_written > 0,
+            "the stored manifest counts its bytes"
+        );
     }
 }
