@@ -115,7 +115,8 @@
 //! validates it against the input schema ([`SourceSpec`], [`OperatorSpec`], [`SinkSpec`]),
 //! and the running component ([`Source`], [`Operator`], [`Sink`]). Register its factory in a
 //! [`Registry`] under a `type` name and pipeline files can use it. The repository's
-//! `examples/custom_sink.rs` and `examples/custom_operator.rs` show one of each.
+//! `examples/custom_source.rs`, `examples/custom_sink.rs` and `examples/custom_operator.rs`
+//! show one of each.
 
 mod actors;
 mod builder;

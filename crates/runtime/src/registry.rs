@@ -22,7 +22,10 @@ pub trait SourceSpec: Send + Sync {
     fn watched_folder(&self) -> Option<PathBuf> {
         None
     }
-    /// One line for `weir graph`.
+    /// One line for `weir graph`. It is also the component's identity in the checkpoint's
+    /// pipeline fingerprint: a checkpoint written when it said something else is refused,
+    /// so it should name what the state depends on (a folder, group keys), not settings
+    /// that may change between runs.
     fn describe(&self) -> String;
     /// The running source.
     fn build(&self) -> Result<Box<dyn Source>>;
@@ -34,7 +37,10 @@ pub trait OperatorSpec: Send + Sync {
     fn output_schema(&self) -> SchemaRef;
     /// Whether the operator aggregates: Spark's output-mode rules depend on it.
     fn is_aggregate(&self) -> bool;
-    /// One line for `weir graph`.
+    /// One line for `weir graph`. It is also the component's identity in the checkpoint's
+    /// pipeline fingerprint: a checkpoint written when it said something else is refused,
+    /// so it should name what the state depends on (a folder, group keys), not settings
+    /// that may change between runs.
     fn describe(&self) -> String;
     /// The running operator.
     fn build(&self) -> Result<Box<dyn Operator>>;
