@@ -241,7 +241,7 @@ impl AggregateSettings {
             settings: self.clone(),
             converter,
             keys,
-            groups: HashMap::new(),
+            groups: HashMap::default(),
             states,
             changed: Vec::new(),
             is_changed: Vec::new(),
@@ -257,7 +257,9 @@ pub struct Aggregate {
     converter: RowConverter,
     /// Every group's key, in the order the groups first appeared.
     keys: Rows,
-    groups: HashMap<Box<[u8]>, u32>,
+    /// Row-encoded key to group id. aHash, not SipHash: keys come from the data, but a
+    /// per-process random seed is enough against collisions crafted in advance.
+    groups: HashMap<Box<[u8]>, u32, ahash::RandomState>,
     states: Vec<State>,
     /// Groups that changed in the current epoch, for `update` mode.
     changed: Vec<u32>,
@@ -806,6 +808,7 @@ impl Operator for Aggregate {
 
     fn restore(&mut self, state: StateEntries) -> Result<()> {
         let parser = self.converter.parser();
+        self.groups.reserve(state.len());
         for (key, value) in state {
             let id = self.groups.len() as u32;
             if !self.settings.keys.is_empty() {
