@@ -4,10 +4,11 @@ use std::fs::{self, File};
 use std::io::BufReader;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::SystemTime;
 
 use arrow_array::RecordBatch;
-use arrow_csv::reader::{BufReader as CsvReader, ReaderBuilder};
+use arrow_csv::reader::ReaderBuilder;
 use arrow_schema::SchemaRef;
 use serde::Deserialize;
 use weir_core::{parse_ddl, ConfigError, Error, Result, Source, StageSnapshot, StateEntries};
@@ -191,6 +192,7 @@ impl CsvSourceSettings {
             backlog: VecDeque::new(),
             admitted: VecDeque::new(),
             current: None,
+            next: None,
             resume: None,
             finished: Vec::new(),
             done: 0,
@@ -208,6 +210,8 @@ pub struct CsvSource {
     /// Admitted into the current epoch, not yet opened.
     admitted: VecDeque<PathBuf>,
     current: Option<OpenFile>,
+    /// The next admitted file, already being decoded on a thread of its own.
+    next: Option<(PathBuf, Result<OpenFile>)>,
     /// A file a checkpoint left part-read, and the rows of it already read.
     resume: Option<(PathBuf, u64)>,
     /// Files read to the end since the last snapshot.
@@ -216,9 +220,16 @@ pub struct CsvSource {
     done: u64,
 }
 
+/// Rows decoded ahead, per file. Two files decode at once (the one being read and the
+/// next), each at most this far ahead: far enough that the next file's decoder keeps a
+/// second core busy while the current one is read, bounded so that memory does not follow
+/// the size of the input (a few MB per file for notebook-shaped rows).
+const ROWS_DECODED_AHEAD: usize = 256 * 1024;
+
 struct OpenFile {
     path: PathBuf,
-    reader: CsvReader<BufReader<File>>,
+    /// Batches from the file's decoder thread, in order, then `Ok(None)` at the end.
+    batches: Receiver<Result<Option<RecordBatch>>>,
     /// Rows returned from this file so far (or skipped, when resuming).
     rows: u64,
     /// Rows still to skip because a previous run returned them.
@@ -256,6 +267,9 @@ impl CsvSource {
         }
     }
 
+    /// Opens `path` and starts decoding it on a thread of its own. Decoding runs ahead of
+    /// the reader by at most [`ROWS_DECODED_AHEAD`] rows; a file that cannot be opened fails
+    /// here, a row that cannot be parsed fails when its batch is read.
     fn open(&mut self, path: &Path) -> Result<OpenFile> {
         let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
         let s = &self.settings;
@@ -267,6 +281,25 @@ impl CsvSource {
             .with_batch_size(s.batch_size)
             .build_buffered(BufReader::with_capacity(1 << 20, file))
             .map_err(|e| Error::arrow(path.display().to_string(), e))?;
+        let (send, batches) = sync_channel((ROWS_DECODED_AHEAD / s.batch_size.max(1)).max(2));
+        let shown = path.display().to_string();
+        std::thread::Builder::new()
+            .name("weir-csv-decode".into())
+            .spawn(move || {
+                for batch in reader {
+                    let batch = batch
+                        .map(Some)
+                        .map_err(|e| Error::Input(format!("{shown}: {e}")));
+                    let failed = batch.is_err();
+                    // The source stopped or moved on: nobody wants the rest.
+                    if send.send(batch).is_err() || failed {
+                        return;
+                    }
+                }
+                // The end, said explicitly: a channel that just closes means the thread died.
+                let _ = send.send(Ok(None));
+            })
+            .map_err(|e| Error::io("cannot start a decoder thread for", path, e))?;
         let skip = match self.resume.take() {
             Some((resumed, rows)) if resumed == path => rows,
             other => {
@@ -276,10 +309,31 @@ impl CsvSource {
         };
         Ok(OpenFile {
             path: path.to_path_buf(),
-            reader,
+            batches,
             rows: 0,
             skip,
         })
+    }
+
+    /// Opens the next admitted file: the one decoding ahead if it is that one. Then starts
+    /// decoding the file after it, so that two files decode at once on two cores. A file
+    /// decoded ahead but not read next (the backlog changed) is dropped, and its thread ends.
+    fn open_next(&mut self) -> Result<Option<OpenFile>> {
+        let Some(path) = self.admitted.pop_front() else {
+            return Ok(None);
+        };
+        let open = match self.next.take() {
+            Some((ahead, open)) if ahead == path => open?,
+            _ => self.open(&path)?,
+        };
+        // The next file to read: admitted into this epoch, or else the first of the backlog,
+        // which the next epoch admits first (a guess that is checked when it is opened).
+        let after = self.admitted.front().or(self.backlog.front()).cloned();
+        if let Some(after) = after {
+            let ahead = self.open(&after);
+            self.next = Some((after, ahead));
+        }
+        Ok(Some(open))
     }
 }
 
@@ -392,8 +446,8 @@ impl Source for CsvSource {
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         loop {
             if let Some(open) = &mut self.current {
-                match open.reader.next() {
-                    Some(Ok(batch)) => {
+                match open.batches.recv() {
+                    Ok(Ok(Some(batch))) => {
                         let rows = batch.num_rows() as u64;
                         open.rows += rows;
                         if open.skip >= rows {
@@ -403,21 +457,26 @@ impl Source for CsvSource {
                         let skip = std::mem::take(&mut open.skip) as usize;
                         return Ok(Some(batch.slice(skip, batch.num_rows() - skip)));
                     }
-                    Some(Err(e)) => {
-                        return Err(Error::Input(format!("{}: {e}", open.path.display())));
-                    }
-                    None => {
+                    Ok(Err(e)) => return Err(e),
+                    Ok(Ok(None)) => {
                         if let Some(open) = self.current.take() {
                             self.finished.push(open.path);
                             self.done += 1;
                         }
                     }
+                    Err(_) => {
+                        // Never treat this as the end of the file: rows would be lost.
+                        return Err(Error::Internal(format!(
+                            "the decoder of {} stopped before the end of the file",
+                            open.path.display()
+                        )));
+                    }
                 }
             }
-            let Some(path) = self.admitted.pop_front() else {
-                return Ok(None);
-            };
-            self.current = Some(self.open(&path)?);
+            match self.open_next()? {
+                Some(open) => self.current = Some(open),
+                None => return Ok(None),
+            }
         }
     }
 }
