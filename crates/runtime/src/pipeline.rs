@@ -335,6 +335,7 @@ impl PipelineSpec {
             self.check_fingerprint(&old, store)?;
         }
         let epoch = Epoch(manifest.epoch);
+        let started = std::time::Instant::now();
         let load = |stage: String| store.load(&stage, epoch).map_err(store_error);
         for (node, source) in self.sources.iter().zip(sources.iter_mut()) {
             source.restore(load(format!("sources.{}", node.name))?)?;
@@ -345,7 +346,8 @@ impl PipelineSpec {
         for (node, sink) in self.sinks.iter().zip(sinks.iter_mut()) {
             sink.start(Some((epoch, load(format!("sinks.{}", node.name))?)))?;
         }
-        tracing::info!(%epoch, path = %store.path().display(), "resuming from checkpoint");
+        let took_ms = started.elapsed().as_secs_f64() * 1e3;
+        tracing::info!(%epoch, path = %store.path().display(), took_ms, "resuming from checkpoint");
         Ok(Some(epoch))
     }
 
