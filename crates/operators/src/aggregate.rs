@@ -242,6 +242,8 @@ impl AggregateSettings {
             converter,
             keys,
             groups: HashMap::default(),
+            by_string: HashMap::default(),
+            null_group: None,
             states,
             changed: Vec::new(),
             is_changed: Vec::new(),
@@ -260,6 +262,11 @@ pub struct Aggregate {
     /// Row-encoded key to group id. aHash, not SipHash: keys come from the data, but a
     /// per-process random seed is enough against collisions crafted in advance.
     groups: HashMap<Box<[u8]>, u32, ahash::RandomState>,
+    /// With one string key column (the notebook's `group_by Shop`): the raw value to its
+    /// group id, so that a batch whose groups are all known needs no row encoding. A cache
+    /// in front of `groups`, filled as values are met; nulls have `null_group`.
+    by_string: HashMap<Box<[u8]>, u32, ahash::RandomState>,
+    null_group: Option<u32>,
     states: Vec<State>,
     /// Groups that changed in the current epoch, for `update` mode.
     changed: Vec<u32>,
@@ -705,6 +712,11 @@ impl Aggregate {
             self.group_ids.resize(batch.num_rows(), 0);
             return Ok(());
         }
+        if let [only] = key_columns.as_slice() {
+            if let Some(strings) = only.as_string_opt::<i32>() {
+                return self.assign_string_groups(strings, &key_columns);
+            }
+        }
         let rows = self.converter.convert_columns(&key_columns)?;
         for row in rows.iter() {
             let id = match self.groups.get(row.as_ref()) {
@@ -714,6 +726,55 @@ impl Aggregate {
                     self.groups.insert(row.as_ref().into(), id);
                     self.keys.push(row);
                     self.new_group(id);
+                    id
+                }
+            };
+            self.group_ids.push(id);
+        }
+        Ok(())
+    }
+
+    /// [`Aggregate::assign_groups`] for one string key column: look the value up as it is,
+    /// and row-encode the batch only if some value is new to the cache.
+    fn assign_string_groups(
+        &mut self,
+        strings: &arrow_array::StringArray,
+        key_columns: &[ArrayRef],
+    ) -> Result<(), ArrowError> {
+        let mut rows: Option<Rows> = None;
+        for i in 0..strings.len() {
+            let cached = match strings.is_null(i) {
+                true => self.null_group,
+                false => self.by_string.get(strings.value(i).as_bytes()).copied(),
+            };
+            let id = match cached {
+                Some(id) => id,
+                None => {
+                    if rows.is_none() {
+                        rows = Some(self.converter.convert_columns(key_columns)?);
+                    }
+                    let Some(rows) = rows.as_ref() else {
+                        return Err(ArrowError::ComputeError("row encoding vanished".into()));
+                    };
+                    let row = rows.row(i);
+                    // Known to `groups` (restored from a checkpoint) or new.
+                    let id = match self.groups.get(row.as_ref()) {
+                        Some(&id) => id,
+                        None => {
+                            let id = self.groups.len() as u32;
+                            self.groups.insert(row.as_ref().into(), id);
+                            self.keys.push(row);
+                            self.new_group(id);
+                            id
+                        }
+                    };
+                    match strings.is_null(i) {
+                        true => self.null_group = Some(id),
+                        false => {
+                            self.by_string
+                                .insert(strings.value(i).as_bytes().into(), id);
+                        }
+                    }
                     id
                 }
             };
@@ -947,6 +1008,40 @@ mod tests {
                 "null|7|1|1|7|7|7"
             ]
         );
+    }
+
+    #[test]
+    fn string_keys_keep_null_and_empty_apart_across_batches_and_restores() {
+        let (schema, mut agg) = aggregate(&["sum(Sale_Count)"]);
+        agg.process(batch(
+            &schema,
+            &[Some(""), None, Some("a")],
+            &[Some(1), Some(2), Some(3)],
+        ))
+        .unwrap();
+        let state: Vec<_> = agg
+            .snapshot(Epoch(1))
+            .unwrap()
+            .delta
+            .changes
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap()))
+            .collect();
+        // A restored aggregate knows the groups by their row encoding only: its first batch
+        // must still find them, not make new ones.
+        let (_, mut restored) = aggregate(&["sum(Sale_Count)"]);
+        restored.restore(state).unwrap();
+        for agg in [&mut agg, &mut restored] {
+            agg.process(batch(
+                &schema,
+                &[None, Some(""), Some("a"), None],
+                &[Some(10), Some(20), Some(30), Some(40)],
+            ))
+            .unwrap();
+            let mut table = rows(&agg.emit(OutputMode::Complete).unwrap().unwrap());
+            table.sort();
+            assert_eq!(table, ["a|33", "null|52", "|21"]);
+        }
     }
 
     #[test]
