@@ -54,7 +54,7 @@ fn default_escape() -> String {
     "\\".into()
 }
 fn default_batch_size() -> usize {
-    8192
+    32768
 }
 
 impl Default for CsvSourceConfig {
