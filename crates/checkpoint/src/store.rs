@@ -247,47 +247,26 @@ impl CheckpointStore {
         self.scan_with(&stage_prefix(b'b', None, stage), |k, v| {
             base.push((k.to_vec(), v.to_vec()))
         })?;
-        // The kept epochs' changes, later ones winning; `None` is a deletion.
-        let mut changes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        let mut untagged = None;
+        // Each kept epoch's changes, in key order as RocksDB keeps them, applied in epoch
+        // order by a linear merge: later epochs win, `None` deletes.
         for e in base_epoch + 1..=epoch.0 {
+            let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+            let mut untagged = false;
             self.scan_with(&stage_prefix(b'd', Some(e), stage), |k, v| {
                 match v.split_first() {
-                    Some((1, v)) => {
-                        changes.insert(k.to_vec(), Some(v.to_vec()));
-                    }
-                    Some((0, _)) => {
-                        changes.insert(k.to_vec(), None);
-                    }
-                    _ => {
-                        untagged.get_or_insert(e);
-                    }
+                    Some((1, v)) => changes.push((k.to_vec(), Some(v.to_vec()))),
+                    Some((0, _)) => changes.push((k.to_vec(), None)),
+                    _ => untagged = true,
                 }
             })?;
-        }
-        if let Some(e) = untagged {
-            return Err(self.damaged(format!("a change of {stage} in epoch {e} has no tag")));
-        }
-        if changes.is_empty() {
-            return Ok(base);
-        }
-        // Both are in key order (RocksDB orders bytes as Vec<u8> does): merge them.
-        let mut merged = Vec::with_capacity(base.len() + changes.len());
-        let mut changes = changes.into_iter().peekable();
-        for (key, value) in base {
-            while let Some((changed, change)) = changes.next_if(|(k, _)| *k < key) {
-                if let Some(v) = change {
-                    merged.push((changed, v));
-                }
+            if untagged {
+                return Err(self.damaged(format!("a change of {stage} in epoch {e} has no tag")));
             }
-            match changes.next_if(|(k, _)| *k == key) {
-                Some((_, Some(v))) => merged.push((key, v)),
-                Some((_, None)) => {}
-                None => merged.push((key, value)),
+            if !changes.is_empty() {
+                base = merge(base, changes);
             }
         }
-        merged.extend(changes.filter_map(|(k, v)| v.map(|v| (k, v))));
-        Ok(merged)
+        Ok(base)
     }
 
     /// Makes the checkpoint of `epoch` complete: every stage's delta and the manifest, in one
@@ -402,6 +381,26 @@ impl CheckpointStore {
             .put(FINGERPRINT, bytes)
             .map_err(|e| self.db_error(e))
     }
+}
+
+/// `base` with `changes` applied; both in key order, and so is the result.
+fn merge(base: StateEntries, changes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> StateEntries {
+    let mut merged = Vec::with_capacity(base.len() + changes.len());
+    let mut changes = changes.into_iter().peekable();
+    for (key, value) in base {
+        while let Some((changed, change)) = changes.next_if(|(k, _)| *k < key) {
+            if let Some(v) = change {
+                merged.push((changed, v));
+            }
+        }
+        match changes.next_if(|(k, _)| *k == key) {
+            Some((_, Some(v))) => merged.push((key, v)),
+            Some((_, None)) => {}
+            None => merged.push((key, value)),
+        }
+    }
+    merged.extend(changes.filter_map(|(k, v)| v.map(|v| (k, v))));
+    merged
 }
 
 #[cfg(test)]
