@@ -4,8 +4,10 @@
 CARGO ?= cargo
 PYTHON ?= python3
 DEMO := examples/shop_sales
+# The release binary, wherever CARGO_TARGET_DIR puts it.
+WEIR = $(or $(CARGO_TARGET_DIR),target)/release/weir
 
-.PHONY: setup build release test lint doc demo clean-demo
+.PHONY: setup build release test lint doc demo clean-demo bench
 
 setup:
 	@bash scripts/setup.sh
@@ -13,8 +15,10 @@ setup:
 build:
 	$(CARGO) build --workspace
 
+# --workspace everywhere: the same selection of packages keeps the same dependency features,
+# so RocksDB's C++ build is reused instead of redone.
 release:
-	$(CARGO) build --release
+	$(CARGO) build --release --workspace
 
 # Formatting, lints (warnings are errors), docs, then every unit, integration and
 # end-to-end test. .ci/run calls exactly this target.
@@ -35,8 +39,13 @@ doc:
 # The notebook's job: fresh sample data, then `weir run` with the available_now trigger.
 demo: setup release clean-demo
 	$(PYTHON) $(DEMO)/generate.py $(DEMO)/data/stream_read --files 6 --rows 1000 --shops 60
-	$(CARGO) run --release --quiet -- run $(DEMO)/pipeline.toml
-	$(CARGO) run --release --quiet -- show $(DEMO)/data/stream_write --num-rows 10
+	$(WEIR) run $(DEMO)/pipeline.toml
+	$(WEIR) show $(DEMO)/data/stream_write --num-rows 10
+
+# The benchmark (bench/README.md): data generated once into bench/data, results printed and
+# written to bench/results.md. BENCH_ARGS passes options, e.g. BENCH_ARGS="--files 8".
+bench: setup release
+	$(PYTHON) bench/run.py --weir $(WEIR) $(BENCH_ARGS)
 
 clean-demo:
 	rm -rf $(DEMO)/data $(DEMO)/state

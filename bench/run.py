@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""Weir's benchmark: the notebook's job and its variants, against DuckDB on the same files.
+
+    make bench                      # 40 files x 250,000 rows, the default
+    python3 bench/run.py --weir target/release/weir --files 8 --rows 100000   # a quick one
+
+Workloads (bench/README.md says more):
+  W1  group_by Shop, sum(Sale_Count), complete mode to a CSV sink, available_now, checkpoints
+  W2  CSV -> parquet, append, two-phase commit, available_now, checkpoints
+  W3  continuous trigger, checkpoint.interval 100ms, files dropped one at a time:
+      latency from a file's rename into the folder to its rows in committed output
+  W4  W1 with 1,000,000 distinct keys under the continuous trigger, checkpoints every 100 ms
+      against checkpoints off; then the time a restart takes to load that state
+  W5  start-up: one small file, from process start to exit
+
+Every weir run is a real `weir run` process; its peak memory is the child's max RSS from
+wait4(2). DuckDB runs in a child process too (threads = cores), timed around its query
+only, so Python's start-up is not counted against it. Results are printed as a table and
+written to bench/results.md.
+"""
+import argparse
+import csv
+import glob
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCHEMA = "File STRING, Shop STRING, Sale_Count INT"
+
+
+def run_measured(args, cwd=None, env=None, timeout=None):
+    """Runs a command; returns (seconds, stdout, stderr). Fails loudly."""
+    started = time.monotonic()
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=timeout)
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{err[-3000:]}")
+    return seconds, out, err
+
+
+def timed(args, cwd=None, env=None, timeout=600):
+    """Runs a command under GNU time: (seconds, max RSS MB, stdout, stderr)."""
+    stats = os.path.join(cwd or ".", ".time.txt")
+    seconds, out, err = run_measured(["/usr/bin/time", "-f", "%M", "-o", stats] + args, cwd, env, timeout)
+    with open(stats) as f:
+        rss_mb = int(f.read().strip().splitlines()[-1]) / 1024
+    os.remove(stats)
+    return seconds, rss_mb, out, err
+
+
+def interrupt(proc):
+    """Ctrl-C for a `time weir run` started in its own session: weir finishes its epoch."""
+    os.killpg(proc.pid, signal.SIGINT)
+    if proc.wait(timeout=120) != 0:
+        raise SystemExit(f"weir did not stop cleanly after SIGINT: exit {proc.returncode}")
+
+
+def pipeline(work, source_folder, body, checkpoint=True, trigger="available_now = true", interval=None, max_files=4):
+    lines = []
+    if checkpoint or interval:
+        lines.append("[checkpoint]")
+        if checkpoint:
+            lines.append(f'path = "{work}/state"')
+        if interval:
+            lines.append(f'interval = "{interval}"')
+    if trigger:
+        lines += ["[trigger]", trigger]
+    lines += [
+        "[sources.sales]",
+        'type = "csv"',
+        f'path = "{source_folder}"',
+        f'schema = "{SCHEMA}"',
+        "header = true",
+        'sep = ";"',
+        f"max_files_per_trigger = {max_files}",
+        body,
+    ]
+    path = os.path.join(work, "pipeline.toml")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+AGGREGATE = """
+[operators.by_shop]
+type = "aggregate"
+input = "sales"
+group_by = ["Shop"]
+aggregates = ["sum(Sale_Count)"]
+
+[sinks.sums]
+type = "csv"
+input = "by_shop"
+path = "{work}/sums"
+output_mode = "complete"
+"""
+
+ARCHIVE = """
+[sinks.archive]
+type = "parquet"
+input = "sales"
+path = "{work}/out"
+"""
+
+
+def fresh(path):
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    return path
+
+
+def read_sums(path):
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    return {r[0]: int(r[1]) for r in rows[1:]}
+
+
+def duckdb_child(sql_setup, sql_timed, threads):
+    """DuckDB in a child process: (seconds of the timed statement, max RSS MB)."""
+    script = f"""
+import duckdb, time
+db = duckdb.connect(config={{"threads": {threads}}})
+{sql_setup}
+t = time.monotonic()
+db.execute({sql_timed!r})
+print(time.monotonic() - t)
+"""
+    seconds_total, rss, out, _ = timed([sys.executable, "-c", script])
+    return float(out.strip().splitlines()[-1]), rss
+
+
+def read_csv_sql(folder):
+    return (
+        f"read_csv('{folder}/*.csv', delim=';', header=true, "
+        "columns={'File': 'VARCHAR', 'Shop': 'VARCHAR', 'Sale_Count': 'INTEGER'})"
+    )
+
+
+def median_of(runs, measure):
+    """Runs `measure` `runs` times; the run with the median time (its other figures too)."""
+    results = sorted((measure() for _ in range(runs)), key=lambda r: r[0])
+    return results[len(results) // 2]
+
+
+def w1(weir, data, work, rows, threads, runs=3):
+    def weir_run():
+        w = fresh(work)
+        toml = pipeline(w, f"{data}/in", AGGREGATE.format(work=w))
+        seconds, rss, _, _ = timed([weir, "run", toml, "--quiet"])
+        got = read_sums(f"{w}/sums/result.csv")
+        assert got == read_sums(f"{data}/expected_sums.csv"), "W1: weir's sums differ from the expected sums"
+        return seconds, rss
+
+    def duck_run():
+        return duckdb_child(
+            "", f"COPY (SELECT Shop, sum(Sale_Count) FROM {read_csv_sql(data + '/in')} GROUP BY Shop) TO '{work}/duck.csv'", threads
+        )
+
+    (seconds, rss), (d_seconds, d_rss) = median_of(runs, weir_run), median_of(runs, duck_run)
+    return {"weir_s": seconds, "weir_rss": rss, "duck_s": d_seconds, "duck_rss": d_rss, "rows": rows}
+
+
+def w2(weir, data, work, rows, threads, max_files=4, runs=3):
+    import duckdb
+
+    def weir_run():
+        w = fresh(work)
+        toml = pipeline(w, f"{data}/in", ARCHIVE.format(work=w), max_files=max_files)
+        seconds, rss, _, _ = timed([weir, "run", toml, "--quiet"])
+        count = duckdb.sql(f"SELECT count(*) FROM '{w}/out/*.parquet'").fetchall()[0][0]
+        assert count == rows, f"W2: {count} rows in the parquet output, {rows} expected"
+        return seconds, rss
+
+    def duck_run():
+        return duckdb_child(
+            "", f"COPY (SELECT * FROM {read_csv_sql(data + '/in')}) TO '{work}/duck.parquet' (FORMAT parquet)", threads
+        )
+
+    (seconds, rss), (d_seconds, d_rss) = median_of(runs, weir_run), median_of(runs, duck_run)
+    return {"weir_s": seconds, "weir_rss": rss, "duck_s": d_seconds, "duck_rss": d_rss, "rows": rows}
+
+
+def w3(weir, data, work, files):
+    """Drops files one at a time into a watched folder; latency to committed output."""
+    import pyarrow.parquet as pq
+
+    work = fresh(work)
+    inbox = fresh(f"{work}/in")
+    toml = pipeline(work, inbox, ARCHIVE.format(work=work), trigger=None, interval="100ms", max_files=1000)
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", f"{work}/.time.txt", weir, "run", toml, "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    sources = sorted(glob.glob(f"{data}/in/*.csv"))[:files]
+    dropped, seen = {}, {}
+    stop = threading.Event()
+
+    def watch():
+        known = set()
+        while not stop.is_set() or len(seen) < len(dropped):
+            for path in glob.glob(f"{work}/out/*.parquet"):
+                if path in known:
+                    continue
+                known.add(path)
+                now = time.monotonic()
+                for name in pq.read_table(path, columns=["File"]).column("File").unique().to_pylist():
+                    seen.setdefault(name, now)
+            if stop.is_set() and time.monotonic() - stopped_at[0] > 30:
+                break
+            time.sleep(0.002)
+
+    stopped_at = [0.0]
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    time.sleep(0.5)  # let weir start and list the empty folder
+    for source in sources:
+        name = os.path.basename(source)
+        shutil.copy(source, f"{inbox}/.{name}")
+        os.rename(f"{inbox}/.{name}", f"{inbox}/{name}")
+        dropped[name] = time.monotonic()
+        time.sleep(0.25)
+    stopped_at[0] = time.monotonic()
+    stop.set()
+    watcher.join()
+    interrupt(proc)
+    with open(f"{work}/.time.txt") as f:
+        rss = int(f.read().strip().splitlines()[-1]) / 1024
+    latencies = sorted((seen[n] - dropped[n]) * 1000 for n in dropped if n in seen)
+    assert len(latencies) == len(dropped), f"W3: only {len(latencies)} of {len(dropped)} files became visible"
+    p = lambda q: latencies[min(len(latencies) - 1, int(round(q * (len(latencies) - 1))))]
+    return {"p50_ms": p(0.5), "p99_ms": p(0.99), "max_ms": latencies[-1], "files": len(latencies), "weir_rss": rss}
+
+
+def w4(weir, data, work, rows):
+    """1M distinct keys, continuous trigger, checkpoints every 100 ms vs off; then recovery."""
+    results = {}
+    for label, checkpoint in [("on", True), ("off", False)]:
+        w = fresh(f"{work}-{label}")
+        toml = pipeline(w, f"{data}/in", AGGREGATE.format(work=w), checkpoint=checkpoint, trigger=None, interval="100ms", max_files=4)
+        log = f"{w}/progress.jsonl"
+        proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", f"{w}/.time.txt", weir, "run", toml, "--quiet", "--progress-log", log],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        started = time.monotonic()
+        done_at = None
+        import json
+
+        while done_at is None and time.monotonic() - started < 600:
+            time.sleep(0.01)
+            try:
+                with open(log) as f:
+                    total = sum(json.loads(l)["input_rows"] for l in f if l.strip())
+            except (FileNotFoundError, ValueError):
+                continue
+            if total >= rows:
+                done_at = time.monotonic()
+        interrupt(proc)
+        with open(f"{w}/.time.txt") as f:
+            rss = int(f.read().strip().splitlines()[-1]) / 1024
+        assert done_at is not None, f"W4 ({label}): never caught up"
+        results[label] = {"seconds": done_at - started, "rss": rss}
+        if checkpoint:
+            # A restart with nothing new: load the 1M keys (weir logs how long that took),
+            # then a final epoch that writes the whole table again, and exit.
+            toml = pipeline(w, f"{data}/in", AGGREGATE.format(work=w), checkpoint=True, trigger="once = true")
+            seconds, _, _, err = timed([weir, "run", toml, "--quiet", "--log-level", "info"])
+            restored = re.search(r"resuming from checkpoint.*took_ms=([0-9.]+)", err)
+            assert restored, f"W4: no restore time in the log:\n{err[-2000:]}"
+            results["restore_s"] = float(restored.group(1)) / 1000
+            results["restart_s"] = seconds
+    return results
+
+
+def w5(weir, work, runs=20):
+    work = fresh(work)
+    os.makedirs(f"{work}/in")
+    with open(f"{work}/in/tiny.csv", "w") as f:
+        f.write("File;Shop;Sale_Count\ntiny.csv;Shop_1;3\ntiny.csv;Shop_2;4\n")
+    times = []
+    for i in range(runs):
+        w = fresh(f"{work}/run")
+        toml = pipeline(w, f"{work}/in", AGGREGATE.format(work=w), checkpoint=True)
+        seconds, rss, _, _ = timed([weir, "run", toml, "--quiet"])
+        times.append(seconds)
+    return {"median_ms": statistics.median(times) * 1000, "min_ms": min(times) * 1000, "weir_rss": rss}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weir", required=True, help="the weir binary (a release build)")
+    parser.add_argument("--files", type=int, default=40)
+    parser.add_argument("--rows", type=int, default=250_000, help="rows per file")
+    parser.add_argument("--data", default=os.path.join(HERE, "data"))
+    parser.add_argument("--work", default=os.path.join(HERE, "work"))
+    parser.add_argument("--w3-files", type=int, default=40)
+    parser.add_argument("--only", default="W1,W2,W3,W4,W5")
+    parser.add_argument("--results", default=os.path.join(HERE, "results.md"))
+    args = parser.parse_args()
+    weir = os.path.abspath(args.weir)
+    threads = os.cpu_count() or 1
+    rows = args.files * args.rows
+    only = set(args.only.split(","))
+
+    def data(name, *extra):
+        folder = os.path.join(args.data, f"{name}-{args.files}x{args.rows}")
+        if not os.path.exists(os.path.join(folder, "expected_sums.csv")):
+            subprocess.run([sys.executable, os.path.join(HERE, "generate.py"), folder,
+                            "--files", str(args.files), "--rows", str(args.rows), *extra], check=True)
+        return folder
+
+    report = []
+    say = lambda line="": (print(line), report.append(line))
+    say(f"# Weir benchmark results\n")
+    say(f"Machine: {platform.machine()}, {threads} cores, {platform.platform()}. Input: {args.files} files x "
+        f"{args.rows:,} rows = {rows:,} rows. Command: `python3 bench/run.py --weir {args.weir} --files {args.files} --rows {args.rows}`.\n")
+    say("Each W1 and W2 figure is the median of 3 runs.\n")
+    say("| workload | weir | DuckDB | weir / DuckDB (rows/s) | weir peak RSS | DuckDB peak RSS |")
+    say("|---|---:|---:|---:|---:|---:|")
+    notes = []
+    if "W1" in only:
+        r = w1(weir, data("zipf"), f"{args.work}/w1", rows, threads)
+        say(f"| W1 aggregate, complete, checkpoints | {r['weir_s']:.2f} s ({rows / r['weir_s'] / 1e6:.2f} M rows/s) | "
+            f"{r['duck_s']:.2f} s ({rows / r['duck_s'] / 1e6:.2f} M rows/s) | {r['duck_s'] / r['weir_s']:.2f} | "
+            f"{r['weir_rss']:.0f} MB | {r['duck_rss']:.0f} MB |")
+    if "W2" in only:
+        r = w2(weir, data("zipf"), f"{args.work}/w2", rows, threads)
+        say(f"| W2 CSV to parquet, exactly-once | {r['weir_s']:.2f} s ({rows / r['weir_s'] / 1e6:.2f} M rows/s) | "
+            f"{r['duck_s']:.2f} s ({rows / r['duck_s'] / 1e6:.2f} M rows/s) | {r['duck_s'] / r['weir_s']:.2f} | "
+            f"{r['weir_rss']:.0f} MB | {r['duck_rss']:.0f} MB |")
+        # The same rows in ten times as many files: memory must not follow the file count.
+        many_files, many_rows = args.files * 10, args.rows // 10
+        folder = os.path.join(args.data, f"zipf-{many_files}x{many_rows}")
+        if not os.path.exists(os.path.join(folder, "expected_sums.csv")):
+            subprocess.run([sys.executable, os.path.join(HERE, "generate.py"), folder,
+                            "--files", str(many_files), "--rows", str(many_rows)], check=True)
+        # Ten times the files per epoch too, so that epochs hold the same rows.
+        r = w2(weir, folder, f"{args.work}/w2", many_files * many_rows, threads, max_files=40)
+        say(f"| W2, the same rows in {many_files} files (40 an epoch) | {r['weir_s']:.2f} s ({rows / r['weir_s'] / 1e6:.2f} M rows/s) | "
+            f"{r['duck_s']:.2f} s ({rows / r['duck_s'] / 1e6:.2f} M rows/s) | {r['duck_s'] / r['weir_s']:.2f} | "
+            f"{r['weir_rss']:.0f} MB | {r['duck_rss']:.0f} MB |")
+    say()
+    if "W3" in only:
+        r = w3(weir, data("zipf"), f"{args.work}/w3", args.w3_files)
+        say(f"W3 continuous, checkpoint.interval 100ms, {r['files']} files of {args.rows:,} rows dropped 250 ms apart: "
+            f"latency to committed output p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms; "
+            f"peak RSS {r['weir_rss']:.0f} MB.\n")
+    if "W4" in only:
+        r = w4(weir, data("keys1m", "--shops", "1000000", "--uniform"), f"{args.work}/w4", rows)
+        loss = (r["on"]["seconds"] - r["off"]["seconds"]) / r["off"]["seconds"] * 100
+        say(f"W4 1,000,000 distinct keys, continuous: checkpoints every 100 ms {r['on']['seconds']:.2f} s "
+            f"({rows / r['on']['seconds'] / 1e6:.2f} M rows/s, peak RSS {r['on']['rss']:.0f} MB), checkpoints off "
+            f"{r['off']['seconds']:.2f} s ({rows / r['off']['seconds'] / 1e6:.2f} M rows/s, peak RSS {r['off']['rss']:.0f} MB): "
+            f"throughput loss {loss:.1f} %. Recovery of the 1,000,000 keys (load and restore): {r['restore_s']:.2f} s; "
+            f"the whole restart, with a final epoch writing the table again: {r['restart_s']:.2f} s.\n")
+    if "W5" in only:
+        r = w5(weir, f"{args.work}/w5")
+        say(f"W5 start-up, one tiny file, process start to exit (20 runs): median {r['median_ms']:.1f} ms, "
+            f"min {r['min_ms']:.1f} ms; peak RSS {r['weir_rss']:.0f} MB.")
+    with open(args.results, "w") as f:
+        f.write("\n".join(report) + "\n")
+    print(f"\nwritten to {args.results}")
+
+
+if __name__ == "__main__":
+    main()
