@@ -9,8 +9,9 @@ sudo_if_needed() {
 
 # System packages: a C/C++ compiler and libclang for RocksDB's build (librocksdb-sys),
 # make, Python for the sample-data generator and the independent parquet readers, and
-# script(1) and timeout(1) (bsdutils, coreutils) to test the live view under a terminal.
-packages=(build-essential clang libclang-dev make python3 python3-pip python3-venv bsdutils coreutils)
+# script(1) and timeout(1) (bsdutils, coreutils) to test the live view under a terminal, and
+# GNU time for the benchmark's peak-memory figures.
+packages=(build-essential clang libclang-dev make python3 python3-pip python3-venv bsdutils coreutils time)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
