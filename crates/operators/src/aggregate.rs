@@ -719,19 +719,22 @@ impl Aggregate {
         }
         let rows = self.converter.convert_columns(&key_columns)?;
         for row in rows.iter() {
-            let id = match self.groups.get(row.as_ref()) {
-                Some(&id) => id,
-                None => {
-                    let id = self.groups.len() as u32;
-                    self.groups.insert(row.as_ref().into(), id);
-                    self.keys.push(row);
-                    self.new_group(id);
-                    id
-                }
-            };
+            let id = self.group_of(row);
             self.group_ids.push(id);
         }
         Ok(())
+    }
+
+    /// The group of a row-encoded key, made if it is new.
+    fn group_of(&mut self, row: arrow_row::Row<'_>) -> u32 {
+        if let Some(&id) = self.groups.get(row.as_ref()) {
+            return id;
+        }
+        let id = self.groups.len() as u32;
+        self.groups.insert(row.as_ref().into(), id);
+        self.keys.push(row);
+        self.new_group(id);
+        id
     }
 
     /// [`Aggregate::assign_groups`] for one string key column: look the value up as it is,
@@ -756,18 +759,8 @@ impl Aggregate {
                     let Some(rows) = rows.as_ref() else {
                         return Err(ArrowError::ComputeError("row encoding vanished".into()));
                     };
-                    let row = rows.row(i);
                     // Known to `groups` (restored from a checkpoint) or new.
-                    let id = match self.groups.get(row.as_ref()) {
-                        Some(&id) => id,
-                        None => {
-                            let id = self.groups.len() as u32;
-                            self.groups.insert(row.as_ref().into(), id);
-                            self.keys.push(row);
-                            self.new_group(id);
-                            id
-                        }
-                    };
+                    let id = self.group_of(rows.row(i));
                     match strings.is_null(i) {
                         true => self.null_group = Some(id),
                         false => {
