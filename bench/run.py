@@ -238,42 +238,51 @@ def w3(weir, data, work, files):
     return {"p50_ms": p(0.5), "p99_ms": p(0.99), "max_ms": latencies[-1], "files": len(latencies), "weir_rss": rss}
 
 
-def w4(weir, data, work, rows):
-    """1M distinct keys, continuous trigger, checkpoints every 100 ms vs off; then recovery."""
-    results = {}
-    for label, checkpoint in [("on", True), ("off", False)]:
-        w = fresh(f"{work}-{label}")
-        toml = pipeline(w, f"{data}/in", AGGREGATE.format(work=w), checkpoint=checkpoint, trigger=None, interval="100ms", max_files=4)
-        log = f"{w}/progress.jsonl"
-        proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", f"{w}/.time.txt", weir, "run", toml, "--quiet", "--progress-log", log],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        started = time.monotonic()
-        done_at = None
-        import json
+def w4_run(weir, data, w, rows, checkpoint):
+    """One continuous run until every row is in a committed epoch: (seconds, peak RSS MB)."""
+    import json
 
-        while done_at is None and time.monotonic() - started < 600:
-            time.sleep(0.01)
-            try:
-                with open(log) as f:
-                    total = sum(json.loads(l)["input_rows"] for l in f if l.strip())
-            except (FileNotFoundError, ValueError):
-                continue
-            if total >= rows:
-                done_at = time.monotonic()
-        interrupt(proc)
-        with open(f"{w}/.time.txt") as f:
-            rss = int(f.read().strip().splitlines()[-1]) / 1024
-        assert done_at is not None, f"W4 ({label}): never caught up"
-        results[label] = {"seconds": done_at - started, "rss": rss}
-        if checkpoint:
-            # A restart with nothing new: load the 1M keys (weir logs how long that took),
-            # then a final epoch that writes the whole table again, and exit.
-            toml = pipeline(w, f"{data}/in", AGGREGATE.format(work=w), checkpoint=True, trigger="once = true")
-            seconds, _, _, err = timed([weir, "run", toml, "--quiet", "--log-level", "info"])
-            restored = re.search(r"resuming from checkpoint.*took_ms=([0-9.]+)", err)
-            assert restored, f"W4: no restore time in the log:\n{err[-2000:]}"
-            results["restore_s"] = float(restored.group(1)) / 1000
-            results["restart_s"] = seconds
+    fresh(w)
+    toml = pipeline(w, f"{data}/in", AGGREGATE.format(work=w), checkpoint=checkpoint, trigger=None, interval="100ms", max_files=4)
+    log = f"{w}/progress.jsonl"
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", f"{w}/.time.txt", weir, "run", toml, "--quiet", "--progress-log", log],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    started = time.monotonic()
+    done_at = None
+    while done_at is None and time.monotonic() - started < 600:
+        time.sleep(0.01)
+        try:
+            with open(log) as f:
+                total = sum(json.loads(l)["input_rows"] for l in f if l.strip())
+        except (FileNotFoundError, ValueError):
+            continue
+        if total >= rows:
+            done_at = time.monotonic()
+    interrupt(proc)
+    with open(f"{w}/.time.txt") as f:
+        rss = int(f.read().strip().splitlines()[-1]) / 1024
+    assert done_at is not None, f"W4 ({w}): never caught up"
+    return done_at - started, rss
+
+
+def w4(weir, data, work, rows, runs=3):
+    """1M distinct keys, continuous trigger, checkpoints every 100 ms vs off (median of
+    `runs` each, alternating, since a complete-mode table of 1M rows per epoch makes single
+    runs noisy); then the restore time of a restart."""
+    times = {"on": [], "off": []}
+    for _ in range(runs):
+        for label, checkpoint in [("on", True), ("off", False)]:
+            times[label].append(w4_run(weir, data, f"{work}-{label}", rows, checkpoint))
+    results = {label: dict(zip(["seconds", "rss"], sorted(t)[len(t) // 2])) for label, t in times.items()}
+    # The last checkpointed run's state: restart with nothing new, load the 1M keys (weir
+    # logs how long that took), then a final epoch that writes the whole table, and exit.
+    w = f"{work}-on"
+    toml = pipeline(w, f"{data}/in", AGGREGATE.format(work=w), checkpoint=True, trigger="once = true")
+    seconds, _, _, err = timed([weir, "run", toml, "--quiet", "--log-level", "info"])
+    restored = re.search(r"resuming from checkpoint.*took_ms=([0-9.]+)", err)
+    assert restored, f"W4: no restore time in the log:\n{err[-2000:]}"
+    results["restore_s"] = float(restored.group(1)) / 1000
+    results["restart_s"] = seconds
     return results
 
 
@@ -353,7 +362,7 @@ def main():
     if "W4" in only:
         r = w4(weir, data("keys1m", "--shops", "1000000", "--uniform"), f"{args.work}/w4", rows)
         loss = (r["on"]["seconds"] - r["off"]["seconds"]) / r["off"]["seconds"] * 100
-        say(f"W4 1,000,000 distinct keys, continuous: checkpoints every 100 ms {r['on']['seconds']:.2f} s "
+        say(f"W4 1,000,000 distinct keys, continuous (median of 3 runs each): checkpoints every 100 ms {r['on']['seconds']:.2f} s "
             f"({rows / r['on']['seconds'] / 1e6:.2f} M rows/s, peak RSS {r['on']['rss']:.0f} MB), checkpoints off "
             f"{r['off']['seconds']:.2f} s ({rows / r['off']['seconds'] / 1e6:.2f} M rows/s, peak RSS {r['off']['rss']:.0f} MB): "
             f"throughput loss {loss:.1f} %. Recovery of the 1,000,000 keys (load and restore): {r['restore_s']:.2f} s; "

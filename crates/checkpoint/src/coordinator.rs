@@ -95,7 +95,9 @@ impl Coordinator {
         self.store = None;
         if let Some(done) = self.done.take() {
             if let Err(e) = &result {
-                tracing::error!(error = %e, "pipeline failed");
+                // The caller gets the error from the run's result (weir run prints it);
+                // logging it as an error too would say it twice.
+                tracing::debug!(error = %e, "pipeline failed");
             }
             // The receiver may be gone if the caller stopped waiting; nothing else to tell.
             let _ = done.send(result);

@@ -863,13 +863,16 @@ impl Operator for Aggregate {
     fn restore(&mut self, state: StateEntries) -> Result<()> {
         let parser = self.converter.parser();
         self.groups.reserve(state.len());
+        // Every accumulator grows once for all restored groups, not once per group.
+        if let Some(last) = (self.groups.len() + state.len()).checked_sub(1) {
+            self.new_group(last as u32);
+        }
         for (key, value) in state {
             let id = self.groups.len() as u32;
             if !self.settings.keys.is_empty() {
                 self.keys.push(parser.parse(&key));
             }
             self.groups.insert(key.into_boxed_slice(), id);
-            self.new_group(id);
             let mut input = value.as_slice();
             for state in &mut self.states {
                 state.decode(id as usize, &mut input).ok_or_else(|| {
