@@ -180,3 +180,42 @@ fn usage_errors_exit_2_and_help_exists_for_every_command() {
             .contains("Usage: weir"));
     }
 }
+
+#[test]
+fn cycles_negative_intervals_and_output_in_the_checkpoint_are_refused() {
+    let ws = Workspace::new();
+    let text = r#"
+[checkpoint]
+path = "out/state"
+interval = "-5s"
+
+[sources.sales]
+type = "csv"
+path = "in"
+schema = "File STRING, Shop STRING, Sale_Count INT"
+
+[operators.a]
+type = "aggregate"
+input = "b"
+aggregates = ["count(*)"]
+
+[operators.b]
+type = "aggregate"
+input = "a"
+aggregates = ["count(*)"]
+
+[sinks.archive]
+type = "parquet"
+input = "sales"
+path = "out"
+"#;
+    let (code, _, err) = validate(&ws, text, &[]);
+    assert_eq!(code, Some(2));
+    for expected in [
+        "pipeline.toml: checkpoint.interval: \"-5s\" is not a duration (expected a positive duration",
+        "pipeline.toml: operators.a.input: the operators form a cycle: a -> b -> a",
+        "pipeline.toml: sinks.archive.path: overlaps checkpoint.path; output and checkpoint state must live apart",
+    ] {
+        assert!(err.contains(expected), "missing:\n{expected}\nin:\n{err}");
+    }
+}
