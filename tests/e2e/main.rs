@@ -6,6 +6,7 @@ mod common;
 mod config;
 mod crash;
 mod golden;
+mod input;
 mod modes;
 mod progress;
 mod triggers;

@@ -1,0 +1,49 @@
+//! Input files as producers really write them: the rows come through whatever the line
+//! endings, byte-order mark or stray entries in the folder.
+
+use std::collections::BTreeMap;
+
+use crate::common::*;
+
+/// Runs the notebook job (once) over `in/` and returns the per-shop sums it committed.
+fn sums_of(ws: &Workspace) -> BTreeMap<String, i64> {
+    ws.write("pipeline.toml", &notebook_pipeline("once = true", 100));
+    ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
+    if !ws.path("sums/result.csv").exists() {
+        return BTreeMap::new();
+    }
+    sums_file(ws)
+}
+
+fn expected(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+#[test]
+fn crlf_line_endings_and_a_missing_last_newline_lose_no_row() {
+    let ws = Workspace::new();
+    ws.write("in/crlf.csv", "File;Shop;Sale_Count\r\nf;a;1\r\nf;b;2\r\n");
+    ws.write("in/no_newline.csv", "File;Shop;Sale_Count\nf;a;10\nf;b;20");
+    assert_eq!(sums_of(&ws), expected(&[("a", 11), ("b", 22)]));
+}
+
+#[test]
+fn a_utf8_byte_order_mark_before_the_header_does_not_reach_the_rows() {
+    let ws = Workspace::new();
+    ws.write("in/bom.csv", "\u{feff}File;Shop;Sale_Count\nf;a;5\n");
+    assert_eq!(sums_of(&ws), expected(&[("a", 5)]));
+    assert_eq!(
+        parquet_rows(&ws.path("out")),
+        [("f".to_string(), "a".to_string(), 5)]
+    );
+}
+
+#[test]
+fn empty_and_header_only_files_and_folders_inside_the_input_are_passed_over() {
+    let ws = Workspace::new();
+    ws.write("in/empty.csv", "");
+    ws.write("in/header_only.csv", "File;Shop;Sale_Count\n");
+    ws.write("in/nested/inner.csv", "File;Shop;Sale_Count\nf;zzz;999\n");
+    ws.write("in/rows.csv", "File;Shop;Sale_Count\nf;a;7\n");
+    assert_eq!(sums_of(&ws), expected(&[("a", 7)]));
+}
