@@ -47,3 +47,43 @@ fn empty_and_header_only_files_and_folders_inside_the_input_are_passed_over() {
     ws.write("in/rows.csv", "File;Shop;Sale_Count\nf;a;7\n");
     assert_eq!(sums_of(&ws), expected(&[("a", 7)]));
 }
+
+#[test]
+fn a_missing_folder_is_an_error_for_a_bounded_trigger() {
+    let ws = Workspace::new();
+    ws.write(
+        "pipeline.toml",
+        &notebook_pipeline("available_now = true", 1),
+    );
+    let out = ws.weir(&["run", "pipeline.toml", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("sources.sales: in: the folder does not exist (a bounded trigger reads what is there at start"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_continuous_run_waits_for_its_folder_to_appear() {
+    let ws = Workspace::new();
+    let pipeline = notebook_pipeline("", 1).replace("[trigger]\n", "");
+    ws.write("pipeline.toml", &pipeline);
+    let mut child = ws.spawn(&["run", "pipeline.toml", "--quiet"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "it gave up: {}",
+        ws.stderr()
+    );
+    let input = ws.csv_files("in", 0, 2, 50, 5, 41);
+    let caught_up = wait_for(std::time::Duration::from_secs(20), || {
+        ws.path("sums/result.csv").exists() && sums_file(&ws) == sums(&input)
+    });
+    assert!(caught_up, "the new folder was never read: {}", ws.stderr());
+    assert!(
+        signal_and_wait(&mut child, "TERM").success(),
+        "{}",
+        ws.stderr()
+    );
+}

@@ -139,9 +139,12 @@ impl Coordinator {
                     epoch,
                     discover,
                     admit,
+                    bounded_start: first
+                        && matches!(self.trigger, Trigger::Once | Trigger::AvailableNow),
                 })
             })
             .collect();
+        let names: Vec<String> = wire.sources.iter().map(|s| s.name.clone()).collect();
         self.planning = true;
         self.listed = true;
         self.next_start = Instant::now();
@@ -151,13 +154,15 @@ impl Coordinator {
                 .map(move |replies, act, ctx| {
                     act.planning = false;
                     let mut total = Admission::default();
-                    for reply in replies {
+                    for (reply, name) in replies.into_iter().zip(&names) {
                         match reply {
                             Ok(Ok(a)) => {
                                 total.admitted += a.admitted;
                                 total.backlog += a.backlog;
                             }
-                            Ok(Err(error)) => return act.finish(Err(error), ctx),
+                            Ok(Err(error)) => {
+                                return act.finish(Err(stage_error(name, error)), ctx)
+                            }
                             Err(e) => {
                                 return act.finish(
                                     Err(Error::Stopped(format!("a source stopped: {e}"))),
@@ -472,11 +477,7 @@ impl Handler<StageFailed> for Coordinator {
     type Result = ();
 
     fn handle(&mut self, msg: StageFailed, ctx: &mut Context<Self>) {
-        let error = match msg.error {
-            Error::Input(text) => Error::Input(format!("{}: {text}", msg.stage)),
-            other => Error::Stopped(format!("{}: {other}", msg.stage)),
-        };
-        self.finish(Err(error), ctx);
+        self.finish(Err(stage_error(&msg.stage, msg.error)), ctx);
     }
 }
 
@@ -492,5 +493,14 @@ impl Handler<RequestStop> for Coordinator {
         if self.in_flight.is_empty() && !self.planning {
             self.start_epoch(ctx);
         }
+    }
+}
+
+/// A stage's error, named after the stage (`sources.sales: ...`). Bad input stays bad input
+/// (exit 1 with the file and the reason); anything else means the stage stopped.
+fn stage_error(stage: &str, error: Error) -> Error {
+    match error {
+        Error::Input(text) => Error::Input(format!("{stage}: {text}")),
+        other => Error::Stopped(format!("{stage}: {other}")),
     }
 }

@@ -57,6 +57,9 @@ pub struct StartEpoch {
     pub discover: bool,
     /// What to admit.
     pub admit: Admit,
+    /// The first listing of a bounded run (`once`, `available_now`): missing input is an
+    /// error, not something to wait for.
+    pub bounded_start: bool,
 }
 
 /// A source's answer to [`StartEpoch`].

@@ -14,6 +14,13 @@ pub trait Source: Send + 'static {
     /// once it has been admitted.
     fn discover(&mut self) -> Result<()>;
 
+    /// Called once, before the first listing, when the trigger is bounded (`once`,
+    /// `available_now`): such a run reads what exists at start, so input that cannot exist
+    /// yet (a folder not created) is an error rather than something to wait for.
+    fn check_bounded_input(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Admits discovered input into the epoch being read and returns how many units (files)
     /// were admitted. With `limited`, the source's per-trigger limit applies
     /// (`max_files_per_trigger`); without it, everything discovered is admitted.

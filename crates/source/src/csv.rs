@@ -248,7 +248,8 @@ impl CsvSource {
             Location::Folder(dir) => {
                 let entries = match fs::read_dir(dir) {
                     Ok(entries) => entries,
-                    // A folder that does not exist yet has no files yet.
+                    // A folder that does not exist yet has no files yet; bounded runs were
+                    // refused in check_bounded_input.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
                     Err(e) => return Err(Error::io("cannot list", dir, e)),
                 };
@@ -347,6 +348,17 @@ fn is_hidden(path: &Path) -> bool {
 impl Source for CsvSource {
     fn schema(&self) -> SchemaRef {
         self.settings.schema.clone()
+    }
+
+    fn check_bounded_input(&self) -> Result<()> {
+        match &self.settings.location {
+            Location::Folder(dir) if !dir.exists() => Err(Error::Input(format!(
+                "{}: the folder does not exist (a bounded trigger reads what is there at \
+                 start: create the folder, or use the continuous trigger to wait for it)",
+                dir.display()
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn discover(&mut self) -> Result<()> {

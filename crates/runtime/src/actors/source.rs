@@ -241,6 +241,9 @@ impl Handler<StartEpoch> for SourceActor {
     type Result = Result<Admission, Error>;
 
     fn handle(&mut self, msg: StartEpoch, ctx: &mut Context<Self>) -> Self::Result {
+        if msg.bounded_start {
+            self.source.check_bounded_input()?;
+        }
         if msg.discover {
             self.source.discover()?;
         }
