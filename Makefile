@@ -13,7 +13,7 @@ setup:
 	@bash scripts/setup.sh
 
 build:
-	$(CARGO) build --workspace
+	$(CARGO) build --workspace --all-targets
 
 # --workspace everywhere: the same selection of packages keeps the same dependency features,
 # so RocksDB's C++ build is reused instead of redone.
