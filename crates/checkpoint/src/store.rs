@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{Options, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 use weir_core::{Epoch, StageSnapshot, StateEntries};
 
@@ -87,9 +87,6 @@ pub struct CheckpointStore {
     path: PathBuf,
     retain: usize,
 }
-
-/// A key and its value, as RocksDB's iterator returns them.
-type KeyValue = (Box<[u8]>, Box<[u8]>);
 
 const BASE_EPOCH: &[u8] = b"xbase";
 const FINGERPRINT: &[u8] = b"xfingerprint";
@@ -175,32 +172,21 @@ impl CheckpointStore {
         }
     }
 
-    /// Key/value pairs whose key starts with `prefix`, in key order.
-    fn scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
-        let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator(IteratorMode::From(prefix, Direction::Forward))
-        {
-            let (key, value) = item.map_err(|e| self.db_error(e))?;
-            if !key.starts_with(prefix) {
-                break;
-            }
-            out.push((key, value));
-        }
-        Ok(out)
-    }
-
     /// Every complete checkpoint still kept, oldest first.
     pub fn manifests(&self) -> Result<Vec<Manifest>, StoreError> {
-        self.scan(b"m")?
-            .into_iter()
-            .map(|(key, value)| {
-                serde_json::from_slice(&value).map_err(|e| {
-                    self.damaged(format!("manifest {:?}: {e}", String::from_utf8_lossy(&key)))
-                })
-            })
-            .collect()
+        let mut manifests = Vec::new();
+        let mut damaged = None;
+        self.scan_with(b"m", |key, value| match serde_json::from_slice(value) {
+            Ok(manifest) => manifests.push(manifest),
+            Err(e) => {
+                let epoch = key.try_into().map(u64::from_be_bytes).unwrap_or_default();
+                damaged.get_or_insert(format!("manifest of epoch {epoch}: {e}"));
+            }
+        })?;
+        match damaged {
+            Some(message) => Err(self.damaged(message)),
+            None => Ok(manifests),
+        }
     }
 
     /// The last complete checkpoint, if any.
@@ -330,11 +316,12 @@ impl CheckpointStore {
     /// Drops manifests beyond `retain` and folds the deltas up to the oldest kept one into
     /// the base.
     fn retire(&self) -> Result<(), StoreError> {
-        let epochs: Vec<u64> = self
-            .scan(b"m")?
-            .iter()
-            .filter_map(|(k, _)| k.get(1..9)?.try_into().ok().map(u64::from_be_bytes))
-            .collect();
+        let mut epochs: Vec<u64> = Vec::new();
+        self.scan_with(b"m", |key, _| {
+            if let Ok(epoch) = key.try_into().map(u64::from_be_bytes) {
+                epochs.push(epoch);
+            }
+        })?;
         if epochs.len() <= self.retain {
             return Ok(());
         }
@@ -347,15 +334,14 @@ impl CheckpointStore {
         for e in base_epoch + 1..=oldest_kept {
             let mut prefix = vec![b'd'];
             prefix.extend_from_slice(&e.to_be_bytes());
-            for (key, value) in self.scan(&prefix)? {
-                let mut base_key = vec![b'b'];
-                base_key.extend_from_slice(&key[prefix.len()..]);
+            self.scan_with(&prefix, |rest, value| {
+                let base_key = [&b"b"[..], rest].concat();
                 match value.split_first() {
                     Some((1, v)) => batch.put(base_key, v),
                     _ => batch.delete(base_key),
                 }
-                batch.delete(key);
-            }
+                batch.delete([&prefix[..], rest].concat());
+            })?;
         }
         batch.put(BASE_EPOCH, oldest_kept.to_be_bytes());
         self.db.write(batch).map_err(|e| self.db_error(e))
