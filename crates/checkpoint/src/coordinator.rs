@@ -26,8 +26,10 @@ struct InFlight {
     /// When the epoch's reading began: its admission round, or the previous barrier under
     /// the continuous trigger.
     started: Instant,
+    /// Every answer so far: the stage, its snapshot for the checkpoint ...
     snapshots: Vec<(String, StageSnapshot)>,
-    stats: Vec<(String, StageStats)>,
+    /// ... and, at the same index, what it did in the epoch, for the progress record.
+    stats: Vec<StageStats>,
 }
 
 /// Owns epochs: starts them as the trigger says, injects barriers, collects acks, commits.
@@ -334,39 +336,30 @@ impl Coordinator {
         let mut busy = [Duration::ZERO; 3];
         let mut input_rows = 0;
         let mut stages: Vec<StageProgress> = state
-            .stats
+            .snapshots
             .iter()
-            .map(|(name, stats)| {
-                let phase = match name.split('.').next() {
-                    Some("sources") => {
-                        input_rows += stats.rows_in;
-                        0
-                    }
-                    Some("operators") => 1,
-                    _ => 2,
-                };
-                busy[phase] += stats.busy;
-                let snapshot = state.snapshots.iter().find(|(n, _)| n == name);
+            .zip(&state.stats)
+            .map(|((name, snapshot), stats)| {
+                let kind = stage_kind(name);
+                if kind == 0 {
+                    input_rows += stats.rows_in;
+                }
+                busy[kind] += stats.busy;
                 StageProgress {
                     name: name.clone(),
                     rows_in: stats.rows_in,
                     rows_out: stats.rows_out,
                     busy_ms: millis(stats.busy),
                     processed_rows_per_second: rate(stats.rows_in, stats.busy),
-                    state_keys: snapshot.map_or(0, |(_, s)| s.state_keys),
-                    state_bytes: snapshot.map_or(0, |(_, s)| s.state_bytes),
+                    state_keys: snapshot.state_keys,
+                    state_bytes: snapshot.state_bytes,
                     files_pending: stats.pending,
                     malformed_rows: stats.malformed_rows,
                 }
             })
             .collect();
         // Sources, operators, sinks, each by name: the order of the pipeline file's tables.
-        let rank = |name: &str| match name.split('.').next() {
-            Some("sources") => 0,
-            Some("operators") => 1,
-            _ => 2,
-        };
-        stages.sort_by(|a, b| (rank(&a.name), &a.name).cmp(&(rank(&b.name), &b.name)));
+        stages.sort_by(|a, b| (stage_kind(&a.name), &a.name).cmp(&(stage_kind(&b.name), &b.name)));
         let durations = PhaseDurations {
             read: millis(busy[0]),
             process: millis(busy[1]),
@@ -442,7 +435,7 @@ impl Handler<BarrierEmitted> for Coordinator {
             return;
         };
         state.emitted += 1;
-        state.stats.push((msg.stage.clone(), msg.stats));
+        state.stats.push(msg.stats);
         state.snapshots.push((msg.stage, msg.snapshot));
         // available_now reads ahead: the next epoch's input is admitted as soon as every
         // source has let this epoch's barrier go, while downstream stages still work on it.
@@ -466,7 +459,7 @@ impl Handler<Ack> for Coordinator {
             return;
         };
         state.acks += 1;
-        state.stats.push((ack.stage.clone(), ack.stats));
+        state.stats.push(ack.stats);
         state.snapshots.push((ack.stage, ack.snapshot));
         // Epochs complete in order: every stage handles barriers in order.
         self.try_complete(ack.epoch, ctx);
@@ -502,5 +495,16 @@ fn stage_error(stage: &str, error: Error) -> Error {
     match error {
         Error::Input(text) => Error::Input(format!("{stage}: {text}")),
         other => Error::Stopped(format!("{stage}: {other}")),
+    }
+}
+
+/// 0 for a source, 1 for an operator, 2 for a sink, from the stage's name (`sources.sales`):
+/// the order of the pipeline file's tables, and the index of the stage's phase (read,
+/// process, write).
+fn stage_kind(stage: &str) -> usize {
+    match stage.split('.').next() {
+        Some("sources") => 0,
+        Some("operators") => 1,
+        _ => 2,
     }
 }
