@@ -51,6 +51,15 @@ impl SinkSpec for SlowConfig {
     }
 }
 
+/// The built-in types and `type = "slow"`.
+fn registry() -> Registry {
+    let mut registry = Registry::default();
+    registry.register_sink("slow", |table, _, _| {
+        table.validate(|c: SlowConfig| Ok(Box::new(c) as Box<dyn SinkSpec>))
+    });
+    registry
+}
+
 #[test]
 fn a_slow_sink_holds_the_source_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,11 +88,7 @@ delay_ms = 5
 "#,
         dir.path().display()
     );
-    let mut registry = Registry::default();
-    registry.register_sink("slow", |table, _, _| {
-        table.validate(|c: SlowConfig| Ok(Box::new(c) as Box<dyn SinkSpec>))
-    });
-    let spec = PipelineSpec::from_toml(&toml, "backpressure.toml", "bp", &[], &registry).unwrap();
+    let spec = PipelineSpec::from_toml(&toml, "backpressure.toml", "bp", &[], &registry()).unwrap();
 
     let (max_lead, source_rows, sink_rows) = actix::System::new().block_on(async move {
         let handle = spec.start().unwrap();
@@ -157,11 +162,7 @@ stuck = true
 "#,
         dir.path().display()
     );
-    let mut registry = Registry::default();
-    registry.register_sink("slow", |table, _, _| {
-        table.validate(|c: SlowConfig| Ok(Box::new(c) as Box<dyn SinkSpec>))
-    });
-    let spec = PipelineSpec::from_toml(&toml, "stuck.toml", "stuck", &[], &registry).unwrap();
+    let spec = PipelineSpec::from_toml(&toml, "stuck.toml", "stuck", &[], &registry()).unwrap();
     let started = std::time::Instant::now();
     let result = actix::System::new().block_on(async move { spec.start().unwrap().wait().await });
     let err = result.unwrap_err().to_string();
