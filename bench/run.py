@@ -151,7 +151,15 @@ def median_of(runs, measure):
     return results[len(results) // 2]
 
 
-def w1(weir, data, work, rows, threads, runs=3):
+def versus(weir_run, duck_sql, threads, runs=3):
+    """Median of `runs` weir runs (`weir_run` returns seconds and RSS) and of `runs` DuckDB
+    runs of `duck_sql`."""
+    (seconds, rss) = median_of(runs, weir_run)
+    (d_seconds, d_rss) = median_of(runs, lambda: duckdb_child("", duck_sql, threads))
+    return {"weir_s": seconds, "weir_rss": rss, "duck_s": d_seconds, "duck_rss": d_rss}
+
+
+def w1(weir, data, work, threads):
     def weir_run():
         w = fresh(work)
         toml = pipeline(w, f"{data}/in", AGGREGATE.format(work=w))
@@ -160,16 +168,11 @@ def w1(weir, data, work, rows, threads, runs=3):
         assert got == read_sums(f"{data}/expected_sums.csv"), "W1: weir's sums differ from the expected sums"
         return seconds, rss
 
-    def duck_run():
-        return duckdb_child(
-            "", f"COPY (SELECT Shop, sum(Sale_Count) FROM {read_csv_sql(data + '/in')} GROUP BY Shop) TO '{work}/duck.csv'", threads
-        )
-
-    (seconds, rss), (d_seconds, d_rss) = median_of(runs, weir_run), median_of(runs, duck_run)
-    return {"weir_s": seconds, "weir_rss": rss, "duck_s": d_seconds, "duck_rss": d_rss, "rows": rows}
+    sql = f"COPY (SELECT Shop, sum(Sale_Count) FROM {read_csv_sql(data + '/in')} GROUP BY Shop) TO '{work}/duck.csv'"
+    return versus(weir_run, sql, threads)
 
 
-def w2(weir, data, work, rows, threads, max_files=4, runs=3):
+def w2(weir, data, work, rows, threads, max_files=4):
     import duckdb
 
     def weir_run():
@@ -180,13 +183,15 @@ def w2(weir, data, work, rows, threads, max_files=4, runs=3):
         assert count == rows, f"W2: {count} rows in the parquet output, {rows} expected"
         return seconds, rss
 
-    def duck_run():
-        return duckdb_child(
-            "", f"COPY (SELECT * FROM {read_csv_sql(data + '/in')}) TO '{work}/duck.parquet' (FORMAT parquet)", threads
-        )
+    sql = f"COPY (SELECT * FROM {read_csv_sql(data + '/in')}) TO '{work}/duck.parquet' (FORMAT parquet)"
+    return versus(weir_run, sql, threads)
 
-    (seconds, rss), (d_seconds, d_rss) = median_of(runs, weir_run), median_of(runs, duck_run)
-    return {"weir_s": seconds, "weir_rss": rss, "duck_s": d_seconds, "duck_rss": d_rss, "rows": rows}
+
+def versus_row(label, r, rows):
+    """A table row of weir against DuckDB over `rows` rows."""
+    return (f"| {label} | {r['weir_s']:.2f} s ({rows / r['weir_s'] / 1e6:.2f} M rows/s) | "
+            f"{r['duck_s']:.2f} s ({rows / r['duck_s'] / 1e6:.2f} M rows/s) | {r['duck_s'] / r['weir_s']:.2f} | "
+            f"{r['weir_rss']:.0f} MB | {r['duck_rss']:.0f} MB |")
 
 
 def w3(weir, data, work, files):
@@ -316,11 +321,12 @@ def main():
     rows = args.files * args.rows
     only = set(args.only.split(","))
 
-    def data(name, *extra):
-        folder = os.path.join(args.data, f"{name}-{args.files}x{args.rows}")
+    def data(name, *extra, files=args.files, rows_per_file=args.rows):
+        """The generated input `name`, made once and kept in --data."""
+        folder = os.path.join(args.data, f"{name}-{files}x{rows_per_file}")
         if not os.path.exists(os.path.join(folder, "expected_sums.csv")):
             subprocess.run([sys.executable, os.path.join(HERE, "generate.py"), folder,
-                            "--files", str(args.files), "--rows", str(args.rows), *extra], check=True)
+                            "--files", str(files), "--rows", str(rows_per_file), *extra], check=True)
         return folder
 
     report = []
@@ -331,28 +337,18 @@ def main():
     say("Each W1 and W2 figure is the median of 3 runs.\n")
     say("| workload | weir | DuckDB | weir / DuckDB (rows/s) | weir peak RSS | DuckDB peak RSS |")
     say("|---|---:|---:|---:|---:|---:|")
-    notes = []
     if "W1" in only:
-        r = w1(weir, data("zipf"), f"{args.work}/w1", rows, threads)
-        say(f"| W1 aggregate, complete, checkpoints | {r['weir_s']:.2f} s ({rows / r['weir_s'] / 1e6:.2f} M rows/s) | "
-            f"{r['duck_s']:.2f} s ({rows / r['duck_s'] / 1e6:.2f} M rows/s) | {r['duck_s'] / r['weir_s']:.2f} | "
-            f"{r['weir_rss']:.0f} MB | {r['duck_rss']:.0f} MB |")
+        r = w1(weir, data("zipf"), f"{args.work}/w1", threads)
+        say(versus_row("W1 aggregate, complete, checkpoints", r, rows))
     if "W2" in only:
         r = w2(weir, data("zipf"), f"{args.work}/w2", rows, threads)
-        say(f"| W2 CSV to parquet, exactly-once | {r['weir_s']:.2f} s ({rows / r['weir_s'] / 1e6:.2f} M rows/s) | "
-            f"{r['duck_s']:.2f} s ({rows / r['duck_s'] / 1e6:.2f} M rows/s) | {r['duck_s'] / r['weir_s']:.2f} | "
-            f"{r['weir_rss']:.0f} MB | {r['duck_rss']:.0f} MB |")
-        # The same rows in ten times as many files: memory must not follow the file count.
+        say(versus_row("W2 CSV to parquet, exactly-once", r, rows))
+        # The same rows in ten times as many files, ten times as many an epoch so that epochs
+        # hold the same rows: memory must not follow the file count.
         many_files, many_rows = args.files * 10, args.rows // 10
-        folder = os.path.join(args.data, f"zipf-{many_files}x{many_rows}")
-        if not os.path.exists(os.path.join(folder, "expected_sums.csv")):
-            subprocess.run([sys.executable, os.path.join(HERE, "generate.py"), folder,
-                            "--files", str(many_files), "--rows", str(many_rows)], check=True)
-        # Ten times the files per epoch too, so that epochs hold the same rows.
+        folder = data("zipf", files=many_files, rows_per_file=many_rows)
         r = w2(weir, folder, f"{args.work}/w2", many_files * many_rows, threads, max_files=40)
-        say(f"| W2, the same rows in {many_files} files (40 an epoch) | {r['weir_s']:.2f} s ({rows / r['weir_s'] / 1e6:.2f} M rows/s) | "
-            f"{r['duck_s']:.2f} s ({rows / r['duck_s'] / 1e6:.2f} M rows/s) | {r['duck_s'] / r['weir_s']:.2f} | "
-            f"{r['weir_rss']:.0f} MB | {r['duck_rss']:.0f} MB |")
+        say(versus_row(f"W2, the same rows in {many_files} files (40 an epoch)", r, many_files * many_rows))
     say()
     if "W3" in only:
         r = w3(weir, data("zipf"), f"{args.work}/w3", args.w3_files)
