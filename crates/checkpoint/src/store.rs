@@ -92,9 +92,7 @@ const BASE_EPOCH: &[u8] = b"xbase";
 const FINGERPRINT: &[u8] = b"xfingerprint";
 
 fn manifest_key(epoch: u64) -> Vec<u8> {
-    let mut key = vec![b'm'];
-    key.extend_from_slice(&epoch.to_be_bytes());
-    key
+    Epoch(epoch).key(b'm')
 }
 
 fn stage_prefix(tag: u8, epoch: Option<u64>, stage: &str) -> Vec<u8> {

@@ -15,6 +15,24 @@ impl Epoch {
     pub fn next(self) -> Epoch {
         Epoch(self.0 + 1)
     }
+
+    /// A state key for something of this epoch: `tag`, then the epoch in big-endian bytes,
+    /// so that a stage's keys of one tag sort by epoch.
+    pub fn key(self, tag: u8) -> Vec<u8> {
+        let mut key = vec![tag];
+        key.extend_from_slice(&self.0.to_be_bytes());
+        key
+    }
+
+    /// The epoch of a key made by [`Epoch::key`] with `tag`; `None` for any other key.
+    pub fn from_key(tag: u8, key: &[u8]) -> Option<Epoch> {
+        match key.split_first() {
+            Some((first, rest)) if *first == tag => {
+                rest.try_into().ok().map(u64::from_be_bytes).map(Epoch)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Epoch {

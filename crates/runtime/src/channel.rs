@@ -138,10 +138,11 @@ struct ChannelSink {
     delivered: Vec<Epoch>,
 }
 
+/// The state key tag of an epoch's undelivered batches.
+const PENDING: u8 = b'p';
+
 fn pending_key(epoch: Epoch) -> Vec<u8> {
-    let mut key = vec![b'p'];
-    key.extend_from_slice(&epoch.0.to_be_bytes());
-    key
+    epoch.key(PENDING)
 }
 
 impl ChannelSink {
@@ -200,11 +201,9 @@ impl Sink for ChannelSink {
             return Ok(());
         };
         for (key, value) in state {
-            let epoch = match key.split_first() {
-                Some((b'p', rest)) => rest.try_into().map(u64::from_be_bytes).map(Epoch),
-                _ => continue,
+            let Some(epoch) = Epoch::from_key(PENDING, &key) else {
+                continue;
             };
-            let Ok(epoch) = epoch else { continue };
             if epoch > last {
                 continue;
             }

@@ -180,10 +180,11 @@ pub struct FileSink {
 
 /// State key of the files pending for an epoch: `p` and the epoch, big-endian. The value is
 /// one line per file: the hidden name in `_tmp`, a tab, the final name.
+/// The state key tag of an epoch's pending files.
+const PENDING: u8 = b'p';
+
 fn pending_key(epoch: Epoch) -> Vec<u8> {
-    let mut key = vec![b'p'];
-    key.extend_from_slice(&epoch.0.to_be_bytes());
-    key
+    epoch.key(PENDING)
 }
 
 enum Writer {
@@ -213,10 +214,7 @@ impl FileSink {
     /// Commits the files the checkpoint of `epoch` left pending, oldest epoch first.
     fn recommit(&mut self, state: StateEntries) -> Result<()> {
         for (key, value) in state {
-            let epoch = key
-                .get(1..9)
-                .and_then(|b| b.try_into().ok())
-                .map(|b| Epoch(u64::from_be_bytes(b)))
+            let epoch = Epoch::from_key(PENDING, &key)
                 .ok_or_else(|| Error::Internal(format!("unknown file sink state key {key:?}")))?;
             for line in String::from_utf8_lossy(&value).lines() {
                 let (hidden, visible) = line.split_once('\t').ok_or_else(|| {
