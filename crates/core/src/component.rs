@@ -48,6 +48,13 @@ pub trait Source: Send + 'static {
     fn take_malformed_rows(&mut self) -> u64 {
         0
     }
+
+    /// Rows rejected since the last call, as a batch of [`crate::bad_records_schema`], for a
+    /// source configured to keep them. The runtime sends them to the source's bad-records
+    /// sink ahead of the epoch's barrier, so that they commit with the epoch's good rows.
+    fn take_bad_records(&mut self) -> Result<Option<RecordBatch>> {
+        Ok(None)
+    }
 }
 
 /// Transforms batches; stateful operators also emit at every barrier.

@@ -164,9 +164,48 @@ fn data_type(text: &str) -> Result<DataType, String> {
     ))
 }
 
+/// The DDL name of a type [`parse_ddl`] produces (`INT` for `Int32`), for messages that
+/// speak the user's vocabulary. Types DDL cannot name are shown as Arrow names them.
+pub fn ddl_type_name(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Utf8 => "STRING".into(),
+        DataType::Int32 => "INT".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::Date32 => "DATE".into(),
+        DataType::Timestamp(..) => "TIMESTAMP".into(),
+        DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
+        other => other.to_string(),
+    }
+}
+
+/// The columns of a bad-records file: where each rejected row was, why, and the row as read.
+pub fn bad_records_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("path", DataType::Utf8, false),
+        Field::new("line", DataType::UInt64, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("record", DataType::Utf8, false),
+    ]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_parsed_type_has_its_ddl_name_back() {
+        let ddl =
+            "a STRING, b INT, c BIGINT, d DOUBLE, e BOOLEAN, f DATE, g TIMESTAMP, h DECIMAL(12,2)";
+        let schema = parse_ddl(ddl).unwrap();
+        let names: Vec<_> = schema
+            .fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), ddl_type_name(f.data_type())))
+            .collect();
+        assert_eq!(names.join(", "), ddl);
+    }
 
     #[test]
     fn parses_the_notebook_schema() {
