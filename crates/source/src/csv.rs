@@ -1,17 +1,21 @@
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsStr;
-use std::fs::{self, File};
-use std::io::BufReader;
+use std::fs;
+use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use arrow_array::RecordBatch;
-use arrow_csv::reader::ReaderBuilder;
-use arrow_schema::SchemaRef;
+use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde::Deserialize;
-use weir_core::{parse_ddl, ConfigError, Error, Result, Source, StageSnapshot, StateEntries};
+use weir_core::{
+    bad_records_schema, parse_ddl, ConfigError, Error, Result, Source, StageSnapshot, StateEntries,
+};
+
+use crate::decode::{BadRecord, Decoded, FileDecoder};
 
 /// The `type = "csv"` source as written in the pipeline file. Names follow Spark's CSV options.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,9 +43,47 @@ pub struct CsvSourceConfig {
     /// Read the newest files first when there is a backlog. Default `false`.
     #[serde(default)]
     pub latest_first: bool,
-    /// Rows per Arrow batch. Default 8192.
+    /// Rows per Arrow batch. Default 32768.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// What a malformed row (a value that does not parse as its column's type, too few or
+    /// too many fields) does, as Spark's `mode`: `"permissive"` (default) keeps the row with
+    /// nulls where values are bad, `"dropmalformed"` drops it, `"failfast"` stops the run
+    /// with `path:line: reason`. Case does not matter.
+    #[serde(default)]
+    pub mode: Option<String>,
+    /// Permissive mode only: a STRING column that holds the raw line of every malformed row
+    /// and is null otherwise (Spark's `columnNameOfCorruptRecord`). Added after the schema's
+    /// columns unless the schema names it.
+    #[serde(default)]
+    pub corrupt_record_column: Option<String>,
+    /// A folder where every malformed row is written (file, line, reason, the row as read),
+    /// committed with the same epoch as the good rows (Databricks' `badRecordsPath`).
+    #[serde(default)]
+    pub bad_records_path: Option<String>,
+}
+
+/// What the CSV source does with a malformed row (Spark's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MalformedMode {
+    /// Keep the row, with nulls for the values that are bad or missing.
+    #[default]
+    Permissive,
+    /// Drop the row and count it.
+    DropMalformed,
+    /// Stop the run at the row.
+    FailFast,
+}
+
+impl MalformedMode {
+    /// The name used in the pipeline file.
+    pub fn name(self) -> &'static str {
+        match self {
+            MalformedMode::Permissive => "permissive",
+            MalformedMode::DropMalformed => "dropmalformed",
+            MalformedMode::FailFast => "failfast",
+        }
+    }
 }
 
 fn default_sep() -> String {
@@ -69,6 +111,9 @@ impl Default for CsvSourceConfig {
             max_files_per_trigger: None,
             latest_first: false,
             batch_size: default_batch_size(),
+            mode: None,
+            corrupt_record_column: None,
+            bad_records_path: None,
         }
     }
 }
@@ -78,15 +123,23 @@ impl Default for CsvSourceConfig {
 pub struct CsvSourceSettings {
     /// Where files are found.
     pub location: Location,
-    /// The parsed schema.
+    /// The schema of the batches the source emits: the columns read, and the corrupt-record
+    /// column if there is one.
     pub schema: SchemaRef,
-    header: bool,
-    sep: u8,
-    quote: u8,
-    escape: u8,
+    /// Where malformed rows are written, if anywhere.
+    pub bad_records_path: Option<PathBuf>,
+    /// The columns read from the files.
+    pub(crate) parsed: SchemaRef,
+    /// Where the corrupt-record column is in [`Self::schema`].
+    pub(crate) corrupt_at: Option<usize>,
+    pub(crate) mode: MalformedMode,
+    pub(crate) header: bool,
+    pub(crate) sep: u8,
+    pub(crate) quote: u8,
+    pub(crate) escape: u8,
     max_files_per_trigger: Option<usize>,
     latest_first: bool,
-    batch_size: usize,
+    pub(crate) batch_size: usize,
 }
 
 /// Where a file source finds its files.
@@ -155,6 +208,29 @@ impl CsvSourceConfig {
         if self.batch_size == 0 {
             errors.push(ConfigError::new("batch_size", "must be at least 1"));
         }
+        let mode = match self.mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("permissive") => MalformedMode::Permissive,
+            Some("dropmalformed") => MalformedMode::DropMalformed,
+            Some("failfast") => MalformedMode::FailFast,
+            Some(_) => {
+                errors.push(ConfigError::new(
+                    "mode",
+                    format!(
+                        "unknown mode \"{}\" (expected \"permissive\", \"dropmalformed\" or \"failfast\")",
+                        self.mode.as_deref().unwrap_or_default()
+                    ),
+                ));
+                MalformedMode::Permissive
+            }
+        };
+        let columns = schema.as_ref().map(|s| self.columns(s, mode, &mut errors));
+        if self
+            .bad_records_path
+            .as_deref()
+            .is_some_and(|p| p.trim().is_empty())
+        {
+            errors.push(ConfigError::new("bad_records_path", "must name a folder"));
+        }
         let location = if self.path.contains(['*', '?', '[']) {
             if let Err(e) = glob::Pattern::new(&self.path) {
                 errors.push(ConfigError::new(
@@ -166,10 +242,14 @@ impl CsvSourceConfig {
         } else {
             Location::Folder(PathBuf::from(&self.path))
         };
-        match (schema, errors.is_empty()) {
-            (Some(schema), true) => Ok(CsvSourceSettings {
+        match (columns, errors.is_empty()) {
+            (Some((parsed, schema, corrupt_at)), true) => Ok(CsvSourceSettings {
                 location,
                 schema,
+                bad_records_path: self.bad_records_path.as_ref().map(PathBuf::from),
+                parsed,
+                corrupt_at,
+                mode,
                 header: self.header,
                 sep,
                 quote,
@@ -179,6 +259,58 @@ impl CsvSourceConfig {
                 batch_size: self.batch_size,
             }),
             _ => Err(errors),
+        }
+    }
+}
+
+impl CsvSourceConfig {
+    /// The columns read from the files, the columns emitted, and where the corrupt-record
+    /// column is among the latter.
+    fn columns(
+        &self,
+        schema: &SchemaRef,
+        mode: MalformedMode,
+        errors: &mut Vec<ConfigError>,
+    ) -> (SchemaRef, SchemaRef, Option<usize>) {
+        let Some(name) = &self.corrupt_record_column else {
+            return (schema.clone(), schema.clone(), None);
+        };
+        if mode != MalformedMode::Permissive {
+            errors.push(ConfigError::new(
+                "corrupt_record_column",
+                format!(
+                    "only applies with mode = \"permissive\" (mode is \"{}\"): other modes keep no malformed row",
+                    mode.name()
+                ),
+            ));
+        }
+        if name.trim().is_empty() {
+            errors.push(ConfigError::new(
+                "corrupt_record_column",
+                "must name a column",
+            ));
+        }
+        match schema.index_of(name) {
+            Ok(at) => {
+                let field = schema.field(at);
+                if field.data_type() != &DataType::Utf8 || !field.is_nullable() {
+                    errors.push(ConfigError::new(
+                        "corrupt_record_column",
+                        format!(
+                            "column `{name}` is in the schema, so it must be a nullable STRING"
+                        ),
+                    ));
+                }
+                let mut parsed: Vec<_> = schema.fields().iter().cloned().collect();
+                parsed.remove(at);
+                (Arc::new(Schema::new(parsed)), schema.clone(), Some(at))
+            }
+            Err(_) => {
+                let mut output: Vec<_> = schema.fields().iter().cloned().collect();
+                output.push(Arc::new(Field::new(name, DataType::Utf8, true)));
+                let at = output.len() - 1;
+                (schema.clone(), Arc::new(Schema::new(output)), Some(at))
+            }
         }
     }
 }
@@ -196,6 +328,9 @@ impl CsvSourceSettings {
             resume: None,
             finished: Vec::new(),
             done: 0,
+            malformed: 0,
+            malformed_total: 0,
+            bad: Vec::new(),
         }
     }
 }
@@ -218,6 +353,12 @@ pub struct CsvSource {
     finished: Vec<PathBuf>,
     /// Files read to the end, ever.
     done: u64,
+    /// Malformed rows met since progress last asked.
+    malformed: u64,
+    /// Malformed rows met, ever (kept in the checkpoint, shown by `weir checkpoints`).
+    malformed_total: u64,
+    /// Malformed rows not yet handed to the bad-records sink, with their file.
+    bad: Vec<(Arc<str>, BadRecord)>,
 }
 
 /// Rows decoded ahead, per file. Two files decode at once (the one being read and the
@@ -228,19 +369,22 @@ const ROWS_DECODED_AHEAD: usize = 256 * 1024;
 
 struct OpenFile {
     path: PathBuf,
-    /// Batches from the file's decoder thread, in order, then `Ok(None)` at the end.
-    batches: Receiver<Result<Option<RecordBatch>>>,
-    /// Rows returned from this file so far (or skipped, when resuming).
+    /// What the file's decoder thread produced, in order, then `Ok(None)` at the end.
+    batches: Receiver<Result<Option<Decoded>>>,
+    /// Records read from this file so far, kept or not (including those a previous run
+    /// had read, when resuming).
     rows: u64,
-    /// Rows still to skip because a previous run returned them.
-    skip: u64,
+    /// Malformed rows met in this file.
+    malformed: u64,
 }
 
 /// State keys: `f` + path for a finished file; `c` for the file being read, whose value is the
-/// rows read (8 bytes, big-endian) and the path. Finished files are written once, in the
-/// epoch they finish, so a checkpoint's size does not grow with the number of files.
+/// records read (8 bytes, big-endian) and the path; `m` for the malformed rows met, ever.
+/// Finished files are written once, in the epoch they finish, so a checkpoint's size does
+/// not grow with the number of files.
 const FINISHED: u8 = b'f';
 const CURRENT: &[u8] = b"c";
+const MALFORMED: &[u8] = b"m";
 
 impl CsvSource {
     fn list(&self) -> Result<Vec<PathBuf>> {
@@ -269,38 +413,10 @@ impl CsvSource {
     }
 
     /// Opens `path` and starts decoding it on a thread of its own. Decoding runs ahead of
-    /// the reader by at most [`ROWS_DECODED_AHEAD`] rows; a file that cannot be opened fails
-    /// here, a row that cannot be parsed fails when its batch is read.
+    /// the reader by at most [`ROWS_DECODED_AHEAD`] rows. A file that cannot be opened stops
+    /// the run in failfast mode; otherwise it is refused as one bad record and skipped, as is
+    /// a file deleted since it was listed, in every mode.
     fn open(&mut self, path: &Path) -> Result<OpenFile> {
-        let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-        let s = &self.settings;
-        let reader = ReaderBuilder::new(s.schema.clone())
-            .with_header(s.header)
-            .with_delimiter(s.sep)
-            .with_quote(s.quote)
-            .with_escape(s.escape)
-            .with_batch_size(s.batch_size)
-            .build_buffered(BufReader::with_capacity(1 << 20, file))
-            .map_err(|e| Error::arrow(path.display().to_string(), e))?;
-        let (send, batches) = sync_channel((ROWS_DECODED_AHEAD / s.batch_size.max(1)).max(2));
-        let shown = path.display().to_string();
-        std::thread::Builder::new()
-            .name("weir-csv-decode".into())
-            .spawn(move || {
-                for batch in reader {
-                    let batch = batch
-                        .map(Some)
-                        .map_err(|e| Error::Input(format!("{shown}: {e}")));
-                    let failed = batch.is_err();
-                    // The source stopped or moved on: nobody wants the rest.
-                    if send.send(batch).is_err() || failed {
-                        return;
-                    }
-                }
-                // The end, said explicitly: a channel that just closes means the thread died.
-                let _ = send.send(Ok(None));
-            })
-            .map_err(|e| Error::io("cannot start a decoder thread for", path, e))?;
         let skip = match self.resume.take() {
             Some((resumed, rows)) if resumed == path => rows,
             other => {
@@ -308,12 +424,44 @@ impl CsvSource {
                 0
             }
         };
-        Ok(OpenFile {
+        let s = &self.settings;
+        let (send, batches) = sync_channel((ROWS_DECODED_AHEAD / s.batch_size.max(1)).max(2));
+        let open = OpenFile {
             path: path.to_path_buf(),
             batches,
             rows: 0,
-            skip,
-        })
+            malformed: 0,
+        };
+        let mut decoder = match FileDecoder::open(path, s.clone(), skip) {
+            Ok(decoder) => decoder,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                tracing::warn!(file = %path.display(), "deleted before it could be read; skipped");
+                let _ = send.send(Ok(None));
+                return Ok(open);
+            }
+            Err(e) if s.mode == MalformedMode::FailFast => {
+                return Err(Error::io("cannot open", path, e));
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot be opened; skipped");
+                let _ = send.send(Ok(Some(Decoded::refused(format!("cannot open: {e}")))));
+                let _ = send.send(Ok(None));
+                return Ok(open);
+            }
+        };
+        std::thread::Builder::new()
+            .name("weir-csv-decode".into())
+            .spawn(move || loop {
+                let next = decoder.next();
+                let last = !matches!(next, Ok(Some(_)));
+                // The source stopped or moved on: nobody wants the rest. The end is said
+                // explicitly (`Ok(None)`): a channel that just closes means the thread died.
+                if send.send(next).is_err() || last {
+                    return;
+                }
+            })
+            .map_err(|e| Error::io("cannot start a decoder thread for", path, e))?;
+        Ok(open)
     }
 
     /// Opens the next admitted file: the one decoding ahead if it is that one. Then starts
@@ -410,16 +558,28 @@ impl Source for CsvSource {
             key.extend_from_slice(path.as_os_str().as_bytes());
             snapshot.delta.put(key, Vec::new());
         }
-        // A file opened but not yet read from counts as not started.
-        let current = self.current.as_ref().filter(|open| open.rows > 0);
-        snapshot.detail = format!("{} file(s) done", self.done);
+        // A file opened but not yet read from counts as not started. A file a checkpoint
+        // left part-read and not yet reopened keeps its position.
+        let current = match (&self.current, &self.resume) {
+            (Some(open), _) if open.rows > 0 => Some((&open.path, open.rows)),
+            (_, Some((path, rows))) => Some((path, *rows)),
+            _ => None,
+        };
+        snapshot.detail = format!(
+            "{} file(s) done, {} malformed row(s)",
+            self.done, self.malformed_total
+        );
+        if self.malformed_total > 0 {
+            snapshot
+                .delta
+                .put(MALFORMED, self.malformed_total.to_be_bytes().to_vec());
+        }
         match current {
-            Some(open) => {
-                let mut value = open.rows.to_be_bytes().to_vec();
-                value.extend_from_slice(open.path.as_os_str().as_bytes());
+            Some((path, rows)) => {
+                let mut value = rows.to_be_bytes().to_vec();
+                value.extend_from_slice(path.as_os_str().as_bytes());
                 snapshot.delta.put(CURRENT, value);
-                snapshot.detail +=
-                    &format!("; reading {} at row {}", open.path.display(), open.rows);
+                snapshot.detail += &format!("; reading {} at row {rows}", path.display());
             }
             None => snapshot.delta.delete(CURRENT),
         }
@@ -438,6 +598,8 @@ impl Source for CsvSource {
                 self.seen
                     .insert(PathBuf::from(OsStr::from_bytes(&key[1..])));
                 self.done += 1;
+            } else if key == MALFORMED && value.len() == 8 {
+                self.malformed_total = u64::from_be_bytes(value[..].try_into().unwrap_or_default());
             } else if key == CURRENT && value.len() >= 8 {
                 let (rows, path) = value.split_at(8);
                 let rows = u64::from_be_bytes(rows.try_into().unwrap_or_default());
@@ -459,19 +621,35 @@ impl Source for CsvSource {
         loop {
             if let Some(open) = &mut self.current {
                 match open.batches.recv() {
-                    Ok(Ok(Some(batch))) => {
-                        let rows = batch.num_rows() as u64;
-                        open.rows += rows;
-                        if open.skip >= rows {
-                            open.skip -= rows;
-                            continue;
+                    Ok(Ok(Some(decoded))) => {
+                        open.rows += decoded.records;
+                        if !decoded.bad.is_empty() {
+                            let count = decoded.bad.len() as u64;
+                            open.malformed += count;
+                            self.malformed += count;
+                            self.malformed_total += count;
+                            if self.settings.bad_records_path.is_some() {
+                                let file: Arc<str> = open.path.display().to_string().into();
+                                self.bad
+                                    .extend(decoded.bad.into_iter().map(|b| (file.clone(), b)));
+                            }
                         }
-                        let skip = std::mem::take(&mut open.skip) as usize;
-                        return Ok(Some(batch.slice(skip, batch.num_rows() - skip)));
+                        match decoded.batch {
+                            Some(batch) if batch.num_rows() > 0 => return Ok(Some(batch)),
+                            _ => continue,
+                        }
                     }
                     Ok(Err(e)) => return Err(e),
                     Ok(Ok(None)) => {
                         if let Some(open) = self.current.take() {
+                            if open.malformed > 0 {
+                                tracing::warn!(
+                                    file = %open.path.display(),
+                                    rows = open.malformed,
+                                    mode = self.settings.mode.name(),
+                                    "malformed rows"
+                                );
+                            }
                             self.finished.push(open.path);
                             self.done += 1;
                         }
@@ -490,6 +668,33 @@ impl Source for CsvSource {
                 None => return Ok(None),
             }
         }
+    }
+
+    fn take_malformed_rows(&mut self) -> u64 {
+        std::mem::take(&mut self.malformed)
+    }
+
+    fn take_bad_records(&mut self) -> Result<Option<RecordBatch>> {
+        if self.bad.is_empty() {
+            return Ok(None);
+        }
+        let bad = std::mem::take(&mut self.bad);
+        let paths: StringArray = bad.iter().map(|(p, _)| Some(&**p)).collect();
+        let lines: UInt64Array = bad.iter().map(|(_, b)| Some(b.line)).collect();
+        let reasons: StringArray = bad.iter().map(|(_, b)| Some(b.reason.as_str())).collect();
+        let raws: StringArray = bad
+            .iter()
+            .map(|(_, b)| Some(String::from_utf8_lossy(&b.raw)))
+            .collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(paths),
+            Arc::new(lines),
+            Arc::new(reasons),
+            Arc::new(raws),
+        ];
+        RecordBatch::try_new(bad_records_schema(), columns)
+            .map(Some)
+            .map_err(|e| Error::arrow("bad records", e))
     }
 }
 
@@ -588,17 +793,208 @@ mod tests {
         assert_eq!(source.backlog(), 0);
     }
 
+    /// Every row the source emits, as text: `File|Shop|Sale_Count[|corrupt]`, `-` for null.
+    fn rows_of(source: &mut CsvSource) -> Vec<String> {
+        let mut rows = Vec::new();
+        while let Some(batch) = source.next_batch().unwrap() {
+            for r in 0..batch.num_rows() {
+                let cells: Vec<String> = batch
+                    .columns()
+                    .iter()
+                    .map(|c| match c.is_null(r) {
+                        true => "-".into(),
+                        false => arrow_cast::display::array_value_to_string(c, r).unwrap(),
+                    })
+                    .collect();
+                rows.push(cells.join("|"));
+            }
+        }
+        rows
+    }
+
+    fn with_mode(dir: &Path, mode: &str) -> CsvSourceConfig {
+        CsvSourceConfig {
+            mode: Some(mode.into()),
+            bad_records_path: Some("bad".into()),
+            ..config(dir)
+        }
+    }
+
+    /// The bad records a source holds, as `line: reason [raw]`.
+    fn bad_of(source: &mut CsvSource) -> Vec<String> {
+        let Some(batch) = source.take_bad_records().unwrap() else {
+            return Vec::new();
+        };
+        let lines = batch
+            .column(1)
+            .as_primitive::<arrow_array::types::UInt64Type>();
+        (0..batch.num_rows())
+            .map(|r| {
+                format!(
+                    "{}: {} [{}]",
+                    lines.value(r),
+                    batch.column(2).as_string::<i32>().value(r),
+                    batch.column(3).as_string::<i32>().value(r)
+                )
+            })
+            .collect()
+    }
+
+    const MIXED: &str = "File;Shop;Sale_Count\nf;a;1\nf;b;12x\nf;c\nf;d;4;extra\n\"multi\nline\";e;99999999999\nf;g;7\n";
+
     #[test]
-    fn a_bad_value_names_the_file() {
+    fn failfast_stops_at_the_first_bad_row_with_its_path_and_line() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(
-            dir.path().join("bad.csv"),
-            "File;Shop;Sale_Count\nf;S;1\nf;S;12x\n",
-        )
-        .unwrap();
-        let mut source = admitted_all(config(dir.path()));
+        fs::write(dir.path().join("bad.csv"), MIXED).unwrap();
+        let mut source = admitted_all(with_mode(dir.path(), "FAILFAST"));
         let err = source.next_batch().unwrap_err().to_string();
-        assert!(err.contains("bad.csv") && err.contains("12x"), "{err}");
+        let expected = format!(
+            "{}:3: field Sale_Count: \"12x\" is not an INT",
+            dir.path().join("bad.csv").display()
+        );
+        assert_eq!(err, expected);
+    }
+
+    #[test]
+    fn permissive_keeps_bad_rows_with_nulls_and_the_raw_line() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("bad.csv"), MIXED).unwrap();
+        let mut source = admitted_all(CsvSourceConfig {
+            corrupt_record_column: Some("_corrupt_record".into()),
+            ..with_mode(dir.path(), "permissive")
+        });
+        assert_eq!(
+            rows_of(&mut source),
+            [
+                "f|a|1|-",
+                "f|b|-|f;b;12x",
+                "f|c|-|f;c",
+                "f|d|4|f;d;4;extra",
+                "multi\nline|e|-|\"multi\nline\";e;99999999999",
+                "f|g|7|-",
+            ]
+        );
+        assert_eq!(source.take_malformed_rows(), 4);
+        assert_eq!(
+            bad_of(&mut source),
+            [
+                "3: field Sale_Count: \"12x\" is not an INT [f;b;12x]",
+                "4: expected 3 fields, found 2 [f;c]",
+                "5: expected 3 fields, found 4 [f;d;4;extra]",
+                "6: field Sale_Count: 99999999999 is out of range for INT [\"multi\nline\";e;99999999999]",
+            ],
+            "lines are the file's lines: the quoted newline counts"
+        );
+    }
+
+    #[test]
+    fn dropmalformed_drops_and_counts_and_later_batches_keep_their_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        // Bad rows in the second and fourth batches of two rows: line numbers after a
+        // clean batch must still be the file's.
+        let text: &[u8] = b"File;Shop;Sale_Count\nf;a;1\nf;a;2\nf;a;3\nf;a;x\nf;a;5\nf;a;6\nf;a;7\n\xff;a;8\nf;a;9\n";
+        fs::write(dir.path().join("bad.csv"), text).unwrap();
+        let mut source = admitted_all(CsvSourceConfig {
+            batch_size: 2,
+            ..with_mode(dir.path(), "dropmalformed")
+        });
+        assert_eq!(read_all(&mut source), [1, 2, 3, 5, 6, 7, 9]);
+        assert_eq!(
+            bad_of(&mut source),
+            [
+                "5: field Sale_Count: \"x\" is not an INT [f;a;x]",
+                "9: field File: the bytes are not valid UTF-8 [\u{fffd};a;8]",
+            ]
+        );
+        let snapshot = source.snapshot().unwrap();
+        assert!(
+            snapshot.detail.contains("2 malformed row(s)"),
+            "{}",
+            snapshot.detail
+        );
+    }
+
+    #[test]
+    fn a_resumed_file_neither_reemits_nor_recounts_rows_before_its_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "File;Shop;Sale_Count\nf;a;1\nf;a;x\nf;a;3\nf;a;y\nf;a;5\n";
+        fs::write(dir.path().join("bad.csv"), text).unwrap();
+        let small = || CsvSourceConfig {
+            batch_size: 2,
+            ..with_mode(dir.path(), "dropmalformed")
+        };
+        let mut first = admitted_all(small());
+        // The first batch holds records 1 and 2 (x is dropped).
+        assert_eq!(first.next_batch().unwrap().unwrap().num_rows(), 1);
+        assert_eq!(bad_of(&mut first).len(), 1);
+        let state: StateEntries = first
+            .snapshot()
+            .unwrap()
+            .delta
+            .changes
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap()))
+            .collect();
+        let mut second = small().validate().unwrap().build();
+        second.restore(state).unwrap();
+        second.discover().unwrap();
+        assert_eq!(read_all(&mut second), [3, 5]);
+        assert_eq!(
+            bad_of(&mut second),
+            ["5: field Sale_Count: \"y\" is not an INT [f;a;y]"]
+        );
+        let detail = second.snapshot().unwrap().detail;
+        assert!(detail.contains("2 malformed row(s)"), "{detail}");
+    }
+
+    #[test]
+    fn a_file_deleted_after_listing_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.csv"), "File;Shop;Sale_Count\nf;a;1\n").unwrap();
+        fs::write(dir.path().join("b.csv"), "File;Shop;Sale_Count\nf;b;2\n").unwrap();
+        let mut source = config(dir.path()).validate().unwrap().build();
+        source.discover().unwrap();
+        source.admit(false);
+        fs::remove_file(dir.path().join("a.csv")).unwrap();
+        assert_eq!(read_all(&mut source), [2]);
+    }
+
+    #[test]
+    fn modes_and_the_corrupt_column_are_checked() {
+        let bad = CsvSourceConfig {
+            path: "x".into(),
+            schema: "a INT, _c INT".into(),
+            mode: Some("lenient".into()),
+            corrupt_record_column: Some("_c".into()),
+            ..CsvSourceConfig::default()
+        };
+        let errors: Vec<_> = bad
+            .validate()
+            .unwrap_err()
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "mode: unknown mode \"lenient\" (expected \"permissive\", \"dropmalformed\" or \"failfast\")",
+                "corrupt_record_column: column `_c` is in the schema, so it must be a nullable STRING",
+            ]
+        );
+        let failfast = CsvSourceConfig {
+            path: "x".into(),
+            schema: "a INT".into(),
+            mode: Some("failfast".into()),
+            corrupt_record_column: Some("_c".into()),
+            ..CsvSourceConfig::default()
+        };
+        let errors = failfast.validate().unwrap_err();
+        assert!(
+            errors[0]
+                .message
+                .contains("only applies with mode = \"permissive\""),
+            "{errors:?}"
+        );
     }
 
     #[test]

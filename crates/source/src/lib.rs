@@ -1,7 +1,8 @@
 //! `weir-source`: Weir's sources.
 //!
 //! [`CsvSourceConfig`] is the `type = "csv"` source: it watches a folder (or a glob), reads each
-//! new file once with the arrow-csv reader, and returns Arrow batches in the schema given as a
+//! new file once with arrow-csv's decoder (malformed rows are kept, dropped or stop the run, as
+//! the `mode` says), and returns Arrow batches in the schema given as a
 //! Spark DDL string. Validating the config gives a [`CsvSourceSettings`], whose `build()` gives
 //! the running [`CsvSource`], an implementation of [`weir_core::Source`].
 //!
@@ -25,5 +26,7 @@
 //! ```
 
 mod csv;
+mod decode;
 
-pub use crate::csv::{CsvSource, CsvSourceConfig, CsvSourceSettings, Location};
+pub use crate::csv::{CsvSource, CsvSourceConfig, CsvSourceSettings, Location, MalformedMode};
+pub use crate::decode::BadRecord;
