@@ -32,6 +32,7 @@ impl PipelineSpec {
                 source.spec.describe()
             );
             self.write_consumers(&mut out, Upstream::Source(i), 1);
+            self.write_consumers(&mut out, Upstream::BadRecords(i), 1);
         }
         out
     }

@@ -256,16 +256,19 @@ impl PipelineSpec {
 
         let mut controls = Vec::new();
         for (index, (node, source)) in self.sources.iter().zip(sources).enumerate() {
-            let outputs = self
-                .consumers(Upstream::Source(index), &operator_addrs, &sink_addrs)?
-                .into_iter()
-                .map(|(edge, _)| edge)
-                .collect();
+            let edges = |upstream| -> Result<Vec<Edge>> {
+                Ok(self
+                    .consumers(upstream, &operator_addrs, &sink_addrs)?
+                    .into_iter()
+                    .map(|(edge, _)| edge)
+                    .collect())
+            };
             let actor = SourceActor::new(
                 node.name.clone(),
                 index,
                 source,
-                outputs,
+                edges(Upstream::Source(index))?,
+                edges(Upstream::BadRecords(index))?,
                 coordinator.clone(),
                 new_metrics(format!("sources.{}", node.name)),
             );
@@ -379,6 +382,7 @@ impl PipelineSpec {
                 .map(|up| match up {
                     Upstream::Source(i) => self.sources[*i].name.clone(),
                     Upstream::Operator(i) => self.operators[*i].name.clone(),
+                    Upstream::BadRecords(i) => format!("{}.bad_records", self.sources[*i].name),
                 })
                 .collect();
             let text = format!(
@@ -490,7 +494,7 @@ impl PipelineSpec {
             for (i, node) in self.operators.iter().enumerate() {
                 let ready = node.inputs.iter().all(|up| match up {
                     Upstream::Operator(j) => placed[*j],
-                    Upstream::Source(_) => true,
+                    Upstream::Source(_) | Upstream::BadRecords(_) => true,
                 });
                 if !placed[i] && ready {
                     placed[i] = true;

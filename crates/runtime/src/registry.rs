@@ -22,6 +22,12 @@ pub trait SourceSpec: Send + Sync {
     fn watched_folder(&self) -> Option<PathBuf> {
         None
     }
+    /// The folder the source's rejected rows go to (its `bad_records_path`), if any. The
+    /// runtime adds a CSV file sink there, fed by the source's rejected rows, so that they
+    /// commit with the epoch's good rows.
+    fn bad_records_path(&self) -> Option<PathBuf> {
+        None
+    }
     /// One line for `weir graph`. It is also the component's identity in the checkpoint's
     /// pipeline fingerprint: a checkpoint written when it said something else is refused,
     /// so it should name what the state depends on (a folder, group keys), not settings
@@ -315,6 +321,9 @@ impl SourceSpec for CsvSourceSettings {
     }
     fn watched_folder(&self) -> Option<PathBuf> {
         Some(self.location.root())
+    }
+    fn bad_records_path(&self) -> Option<PathBuf> {
+        self.bad_records_path.clone()
     }
     fn describe(&self) -> String {
         format!("{}", self.location.root().display())

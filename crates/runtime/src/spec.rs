@@ -10,7 +10,8 @@ use arrow_schema::SchemaRef;
 use config::{Config, Environment, FileFormat, Value, ValueKind};
 use serde::Deserialize;
 use weir_checkpoint::Trigger;
-use weir_core::{parse_duration, ConfigError, OutputMode};
+use weir_core::{bad_records_schema, parse_duration, ConfigError, OutputMode};
+use weir_sink::{FileFormat as SinkFormat, FileSinkConfig};
 
 use crate::registry::{
     clean_serde_message, ComponentConfig, OperatorSpec, Registry, SinkSpec, SourceSpec,
@@ -103,6 +104,8 @@ pub struct CheckpointSettings {
 pub(crate) enum Upstream {
     Source(usize),
     Operator(usize),
+    /// The rows source `i` rejected (its `bad_records_path`).
+    BadRecords(usize),
 }
 
 pub(crate) struct SourceNode {
@@ -124,6 +127,8 @@ pub(crate) struct SinkNode {
     pub(crate) inputs: Vec<Upstream>,
     pub(crate) mode: OutputMode,
     pub(crate) spec: Box<dyn SinkSpec>,
+    /// The key that sets the sink's folder, for errors about it.
+    pub(crate) path_key: String,
 }
 
 /// A validated pipeline: every name resolves, every schema fits, every output mode is allowed.
@@ -325,7 +330,8 @@ impl<'a> Validator<'a> {
         let source_nodes = self.sources(&sources);
         let graph = Graph::new(&sources, &operators);
         let operator_nodes = self.operators(&operators, &source_nodes, &graph);
-        let sink_nodes = self.sinks(&sinks, &source_nodes, &operator_nodes, &graph);
+        let mut sink_nodes = self.sinks(&sinks, &source_nodes, &operator_nodes, &graph);
+        self.bad_record_sinks(&source_nodes, &mut sink_nodes);
         self.unused(&sources, &operators, &sinks);
         self.paths(&source_nodes, &sink_nodes, &checkpoint);
 
@@ -659,6 +665,7 @@ impl<'a> Validator<'a> {
             let resolved = self.resolve(c, graph, |up| match up {
                 Upstream::Source(i) => sources.get(i)?.as_ref().map(|s| s.spec.schema()),
                 Upstream::Operator(i) => nodes.get(i)?.as_ref().map(|o| o.spec.output_schema()),
+                Upstream::BadRecords(_) => Some(bad_records_schema()),
             });
             let factory = match self.registry.operator(type_name) {
                 Ok(f) => f.clone(),
@@ -724,6 +731,7 @@ impl<'a> Validator<'a> {
             let resolved = self.resolve(c, graph, |up| match up {
                 Upstream::Source(i) => sources.get(i)?.as_ref().map(|s| s.spec.schema()),
                 Upstream::Operator(i) => operators.get(i)?.as_ref().map(|o| o.spec.output_schema()),
+                Upstream::BadRecords(_) => Some(bad_records_schema()),
             });
             let (Some(mode), Some(factory), Some((inputs, schema))) = (mode, factory, resolved)
             else {
@@ -760,11 +768,45 @@ impl<'a> Validator<'a> {
                     inputs,
                     mode,
                     spec,
+                    path_key: format!("{}.path", c.key),
                 }),
                 Err(errors) => self.nested(&c.key, errors),
             }
         }
         nodes
+    }
+
+    /// A CSV file sink for every source with a `bad_records_path`, fed by the rows it
+    /// rejects. It is a sink like any other, so its files commit with the epoch's checkpoint.
+    fn bad_record_sinks(&mut self, sources: &[Option<SourceNode>], sinks: &mut Vec<SinkNode>) {
+        for (i, source) in sources.iter().enumerate() {
+            let Some(source) = source else { continue };
+            let Some(path) = source.spec.bad_records_path() else {
+                continue;
+            };
+            let key = format!("sources.{}.bad_records_path", source.name);
+            let config = FileSinkConfig {
+                path: path.display().to_string(),
+                header: Some(true),
+                sep: None,
+                compression: None,
+            };
+            match config.validate(SinkFormat::Csv, &bad_records_schema(), OutputMode::Append) {
+                Ok(spec) => sinks.push(SinkNode {
+                    name: format!("{}.bad_records", source.name),
+                    type_name: "csv".into(),
+                    inputs: vec![Upstream::BadRecords(i)],
+                    mode: OutputMode::Append,
+                    spec: Box::new(spec),
+                    path_key: key,
+                }),
+                Err(errors) => {
+                    for e in errors {
+                        self.error(key.clone(), e.message);
+                    }
+                }
+            }
+        }
     }
 
     fn unused(
@@ -812,7 +854,7 @@ impl<'a> Validator<'a> {
                 continue;
             };
             let folder = normalize(&folder);
-            let key = format!("sinks.{}.path", sink.name);
+            let key = sink.path_key.clone();
             if let Some((_, other)) = claimed.iter().find(|(p, _)| p == &folder) {
                 self.error(key.clone(), format!("sink \"{other}\" writes to the same folder; two sinks on one path would mix their files"));
             }
@@ -843,7 +885,7 @@ impl<'a> Validator<'a> {
 /// Whether any of `inputs` is, or reads from, an aggregate.
 fn aggregated(inputs: &[Upstream], operators: &[Option<OperatorNode>]) -> bool {
     inputs.iter().any(|up| match up {
-        Upstream::Source(_) => false,
+        Upstream::Source(_) | Upstream::BadRecords(_) => false,
         Upstream::Operator(i) => operators
             .get(*i)
             .and_then(Option::as_ref)

@@ -21,6 +21,10 @@ pub(crate) struct SourceActor {
     index: usize,
     source: Box<dyn Source>,
     outputs: Vec<Edge>,
+    /// The sinks of the rows the source rejects (its bad-records sink), if any.
+    rejects: Vec<Edge>,
+    /// Messages read but not yet sent: rows read in the same step as rejected rows.
+    queued: VecDeque<(StreamMessage, Route)>,
     coordinator: Addr<Coordinator>,
     metrics: Arc<StageMetrics>,
     barriers: VecDeque<InjectBarrier>,
@@ -35,6 +39,17 @@ pub(crate) struct SourceActor {
     stats: StageStats,
 }
 
+/// Which outputs a message goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// The source's rows: every consumer but the bad-records sink.
+    Rows,
+    /// Rejected rows: the bad-records sink only.
+    Rejects,
+    /// Barriers: every output, so that every consumer aligns on them.
+    All,
+}
+
 /// Read or emit the next message.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -46,6 +61,7 @@ impl SourceActor {
         index: usize,
         source: Box<dyn Source>,
         outputs: Vec<Edge>,
+        rejects: Vec<Edge>,
         coordinator: Addr<Coordinator>,
         metrics: Arc<StageMetrics>,
     ) -> Self {
@@ -54,6 +70,8 @@ impl SourceActor {
             index,
             source,
             outputs,
+            rejects,
+            queued: VecDeque::new(),
             coordinator,
             metrics,
             barriers: VecDeque::new(),
@@ -85,32 +103,51 @@ impl SourceActor {
 
     /// The next message for downstream, or `None` when there is nothing to do until the
     /// coordinator or the discovery timer says otherwise.
-    fn next_message(&mut self) -> Result<Option<StreamMessage>, Error> {
+    fn next_message(&mut self) -> Result<Option<(StreamMessage, Route)>, Error> {
+        if let Some(queued) = self.queued.pop_front() {
+            return Ok(Some(queued));
+        }
         // Under the continuous trigger a barrier goes at the next batch boundary.
         if self.barriers.front().is_some_and(|b| !b.drain) {
             return Ok(self
                 .barriers
                 .pop_front()
-                .map(|b| StreamMessage::Barrier(b.barrier)));
+                .map(|b| (StreamMessage::Barrier(b.barrier), Route::All)));
         }
         loop {
             let reading = Instant::now();
             let batch = self.source.next_batch()?;
+            // Rejected rows go out before the barrier that ends their epoch, like the rows.
+            let rejected = self.source.take_bad_records()?;
             self.stats.busy += reading.elapsed();
-            if let Some(batch) = batch {
-                if batch.num_rows() == 0 {
-                    continue;
-                }
+            let rejected = rejected
+                .filter(|_| !self.rejects.is_empty())
+                .map(|b| (StreamMessage::Batch(b), Route::Rejects));
+            let more = batch.is_some();
+            if let Some(batch) = batch.filter(|b| b.num_rows() > 0) {
                 failure_point("source-mid-batch");
                 self.stats.rows_in += batch.num_rows() as u64;
                 self.stats.rows_out += batch.num_rows() as u64;
                 StageMetrics::add(&self.metrics.rows_in, batch.num_rows());
                 StageMetrics::add(&self.metrics.batches_in, 1);
-                return Ok(Some(StreamMessage::Batch(batch)));
+                let rows = (StreamMessage::Batch(batch), Route::Rows);
+                return Ok(Some(match rejected {
+                    Some(rejected) => {
+                        self.queued.push_back(rows);
+                        rejected
+                    }
+                    None => rows,
+                }));
+            }
+            if rejected.is_some() {
+                return Ok(rejected);
+            }
+            if more {
+                continue;
             }
             // Everything admitted has been read: a draining barrier may go now.
             if let Some(b) = self.barriers.pop_front() {
-                return Ok(Some(StreamMessage::Barrier(b.barrier)));
+                return Ok(Some((StreamMessage::Barrier(b.barrier), Route::All)));
             }
             let Some(poll) = self.continuous else {
                 return Ok(None);
@@ -142,10 +179,15 @@ impl SourceActor {
 
     /// Hands `message` to every output. The requests are made now, so that the message is
     /// queued at once; the caller awaits them before sending the next message.
-    fn dispatch(&mut self, message: StreamMessage) {
-        let requests: Vec<_> = self
-            .outputs
+    fn dispatch(&mut self, message: StreamMessage, route: Route) {
+        let (rows, rejects) = match route {
+            Route::Rows => (&self.outputs[..], &[][..]),
+            Route::Rejects => (&[][..], &self.rejects[..]),
+            Route::All => (&self.outputs[..], &self.rejects[..]),
+        };
+        let requests: Vec<_> = rows
             .iter()
+            .chain(rejects)
             .map(|edge| {
                 edge.recipient.send(Envelope {
                     port: edge.port,
@@ -174,8 +216,8 @@ impl Handler<Pump> for SourceActor {
             return;
         }
         // Parse the next batch while downstream still handles the previous one.
-        let message = match self.next_message() {
-            Ok(Some(message)) => message,
+        let (message, route) = match self.next_message() {
+            Ok(Some(next)) => next,
             Ok(None) => return self.schedule_discovery(ctx),
             Err(error) => return self.fail(error, ctx),
         };
@@ -201,7 +243,7 @@ impl Handler<Pump> for SourceActor {
                 Ok(snapshot) => snapshot,
                 Err(error) => return act.fail(error, ctx),
             };
-            act.dispatch(message);
+            act.dispatch(message, route);
             let (Some(barrier), Some(snapshot)) = (barrier, snapshot) else {
                 return act.wake(ctx);
             };
