@@ -103,24 +103,3 @@ output_mode = "complete"
     let all: Vec<Row> = north.into_iter().chain(south).collect();
     assert_eq!(sums_file(&ws), sums(&all));
 }
-
-#[test]
-fn a_bad_value_stops_the_run_with_the_file_named() {
-    let ws = Workspace::new();
-    ws.write(
-        "in/bad.csv",
-        "File;Shop;Sale_Count\nbad.csv;S1;3\nbad.csv;S2;12x\n",
-    );
-    ws.write("pipeline.toml", &notebook_pipeline("once = true", 1));
-    let out = ws.weir(&["run", "pipeline.toml"]);
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("sources.sales") && stderr.contains("bad.csv") && stderr.contains("12x"),
-        "{stderr}"
-    );
-    assert!(
-        visible_files(&ws.path("out")).is_empty(),
-        "nothing of the failed epoch is visible"
-    );
-}

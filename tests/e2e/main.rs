@@ -7,6 +7,7 @@ mod config;
 mod crash;
 mod golden;
 mod input;
+mod malformed;
 mod modes;
 mod progress;
 mod triggers;
