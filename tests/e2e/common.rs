@@ -44,6 +44,17 @@ impl Workspace {
             .unwrap()
     }
 
+    /// Runs `weir run pipeline.toml --quiet` set to abort, as `kill -9` would, the second
+    /// time it reaches failure `point` (so that a checkpoint exists by then).
+    pub(crate) fn run_failing_at(&self, point: &str) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["run", "pipeline.toml", "--quiet"])
+            .current_dir(self.dir.path())
+            .env("WEIR_FAIL_AT", format!("{point}:2"))
+            .output()
+            .unwrap()
+    }
+
     /// Runs `weir` and asserts that it succeeded, showing its errors if not.
     pub(crate) fn run_ok(&self, args: &[&str]) -> Output {
         let out = self.weir(args);

@@ -150,12 +150,7 @@ fn every_failure_point_recovers_exactly_once() {
         let input = ws.csv_files("in", 0, 6, 500, 20, 22);
         ws.write("pipeline.toml", &pipeline("available_now = true", 1));
         // The second time the point is reached, so that a checkpoint already exists.
-        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["run", "pipeline.toml", "--quiet"])
-            .current_dir(ws.path(""))
-            .env("WEIR_FAIL_AT", format!("{point}:2"))
-            .output()
-            .unwrap();
+        let out = ws.run_failing_at(point);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             !out.status.success(),

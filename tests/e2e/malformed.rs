@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use crate::common::*;
 
@@ -163,12 +162,7 @@ fn bad_records_are_committed_once_with_their_epoch_whatever_the_crash() {
             &pipeline("mode = \"dropmalformed\"\nbad_records_path = \"bad\""),
         );
         // The second time the point is reached: b.csv's epoch (the second) is in flight.
-        let out = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["run", "pipeline.toml", "--quiet"])
-            .current_dir(ws.path(""))
-            .env("WEIR_FAIL_AT", format!("{point}:2"))
-            .output()
-            .unwrap();
+        let out = ws.run_failing_at(point);
         assert!(
             !out.status.success(),
             "{point}: the failure was not injected"

@@ -722,6 +722,20 @@ mod tests {
         counts
     }
 
+    /// A new source restored from `snapshot` (as the only checkpoint), then discovering.
+    fn restored(config: CsvSourceConfig, snapshot: StageSnapshot) -> CsvSource {
+        let state: StateEntries = snapshot
+            .delta
+            .changes
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap()))
+            .collect();
+        let mut source = config.validate().unwrap().build();
+        source.restore(state).unwrap();
+        source.discover().unwrap();
+        source
+    }
+
     /// A source with every file of its folder discovered and admitted.
     fn admitted_all(config: CsvSourceConfig) -> CsvSource {
         let mut source = config.validate().unwrap().build();
@@ -927,17 +941,7 @@ mod tests {
         // The first batch holds records 1 and 2 (x is dropped).
         assert_eq!(first.next_batch().unwrap().unwrap().num_rows(), 1);
         assert_eq!(bad_of(&mut first).len(), 1);
-        let state: StateEntries = first
-            .snapshot()
-            .unwrap()
-            .delta
-            .changes
-            .into_iter()
-            .map(|(k, v)| (k, v.unwrap()))
-            .collect();
-        let mut second = small().validate().unwrap().build();
-        second.restore(state).unwrap();
-        second.discover().unwrap();
+        let mut second = restored(small(), first.snapshot().unwrap());
         assert_eq!(read_all(&mut second), [3, 5]);
         assert_eq!(
             bad_of(&mut second),
@@ -1121,15 +1125,7 @@ mod tests {
             snapshot.detail
         );
 
-        let state: StateEntries = snapshot
-            .delta
-            .changes
-            .into_iter()
-            .map(|(k, v)| (k, v.unwrap()))
-            .collect();
-        let mut second = small().validate().unwrap().build();
-        second.restore(state).unwrap();
-        second.discover().unwrap();
+        let mut second = restored(small(), snapshot);
         assert_eq!(
             second.admit(false),
             0,
