@@ -30,22 +30,23 @@ pub enum Error {
     #[error("{0}")]
     Input(String),
     /// The file system or another part of the outside world failed.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}: {error}")]
     Io {
         /// What Weir was doing, for example "cannot write".
         action: &'static str,
         /// The file or folder concerned.
         path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
+        /// The underlying error. Part of the message, and not a `source` as well, so that
+        /// printing the error with its causes says it once.
+        error: io::Error,
     },
     /// Arrow or parquet refused data; `context` says where.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Arrow {
         /// Where it happened (a file, a stage).
         context: String,
-        /// The underlying error.
-        source: ArrowError,
+        /// The underlying error, part of the message (see [`Error::Io`]).
+        error: ArrowError,
     },
     /// A stage or actor stopped before the pipeline finished.
     #[error("{0}")]
@@ -64,19 +65,19 @@ pub enum Error {
 
 impl Error {
     /// An I/O error on `path`.
-    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, error: io::Error) -> Self {
         Error::Io {
             action,
             path: path.into(),
-            source,
+            error,
         }
     }
 
     /// An Arrow error with its context.
-    pub fn arrow(context: impl Into<String>, source: ArrowError) -> Self {
+    pub fn arrow(context: impl Into<String>, error: ArrowError) -> Self {
         Error::Arrow {
             context: context.into(),
-            source,
+            error,
         }
     }
 }

@@ -231,6 +231,28 @@ impl FileSink {
         }
     }
 
+    /// Removes committed files of epochs after `epoch`. A run resuming from its last
+    /// checkpoint finds none (files commit only after their checkpoint); one that fell back
+    /// to an earlier checkpoint finds those of the epochs it will read again.
+    fn remove_later(&self, epoch: Epoch) -> Result<()> {
+        let dir = &self.settings.dir;
+        for entry in fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))? {
+            let path = entry.map_err(|e| Error::io("cannot list", dir, e))?.path();
+            let later = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("part-"))
+                .and_then(|n| n.split('-').next())
+                .and_then(|e| e.parse::<u64>().ok())
+                .is_some_and(|e| e > epoch.0);
+            if later {
+                tracing::warn!(file = %path.display(), "removing output of an epoch after the checkpoint");
+                fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+            }
+        }
+        Ok(())
+    }
+
     fn file_name(&self, epoch: Epoch) -> String {
         let ext = self.settings.format.extension();
         match self.settings.mode {
@@ -308,7 +330,7 @@ impl Sink for FileSink {
             let failed = |e: String| Error::Io {
                 action: "cannot write",
                 path: path.clone(),
-                source: std::io::Error::other(e),
+                error: std::io::Error::other(e),
             };
             match writer {
                 Writer::Parquet(w) => w.write(&batch).map_err(|e| failed(e.to_string()))?,
@@ -323,7 +345,7 @@ impl Sink for FileSink {
             let failed = |e: String| Error::Io {
                 action: "cannot finish",
                 path: path.clone(),
-                source: std::io::Error::other(e),
+                error: std::io::Error::other(e),
             };
             let out = match writer {
                 Writer::Parquet(w) => w.into_inner().map_err(|e| failed(e.to_string()))?,
@@ -372,6 +394,7 @@ impl Sink for FileSink {
             None => self.check_fresh()?,
             Some((epoch, state)) => {
                 self.recommit(state)?;
+                self.remove_later(epoch)?;
                 self.epoch = epoch.next();
             }
         }
