@@ -71,6 +71,10 @@ struct RunArgs {
     /// Write every epoch's progress record as a line of JSON to FILE.
     #[arg(long, value_name = "FILE")]
     progress_log: Option<PathBuf>,
+    /// If the last checkpoint is damaged, repair the store and resume from the newest
+    /// checkpoint that reads whole (the same as --set checkpoint.fall_back=true).
+    #[arg(long)]
+    fall_back: bool,
 }
 
 #[derive(Args)]
@@ -161,7 +165,13 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         // Standard output is for JSON records only.
         registry.set_console_output(|| Box::new(std::io::stderr()));
     }
-    let spec = load_with(&args.pipeline, &registry)?;
+    let mut pipeline = args.pipeline;
+    if args.fall_back {
+        pipeline
+            .overrides
+            .push(("checkpoint.fall_back".into(), "true".into()));
+    }
+    let spec = load_with(&pipeline, &registry)?;
     let started = Instant::now();
     let mut reporter = Reporter::new(
         spec.trigger,
@@ -170,7 +180,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         args.progress_log.as_deref(),
     )
     .map_err(Failure::Runtime)?;
-    let file = args.pipeline.pipeline.display().to_string();
+    let file = pipeline.pipeline.display().to_string();
     let system = actix_rt::System::new();
     let outcome = system.block_on(async move {
         // Listen before starting, so that a signal during start-up stops the run gracefully

@@ -69,15 +69,26 @@ fn read(file: &Path, sep: char) -> anyhow::Result<Vec<RecordBatch>> {
     bail!("not a parquet or CSV file")
 }
 
-/// Prints every complete checkpoint kept in the checkpoint folder `path`, oldest first.
+/// Prints every complete checkpoint kept in the checkpoint folder `path`, oldest first, and
+/// what is wrong with any that does not read whole. Damage is a failure (exit 1), so that a
+/// script can tell.
 pub(crate) fn checkpoints(path: &Path) -> anyhow::Result<()> {
     let store = weir::CheckpointStore::open_read_only(path)?;
-    let manifests = store.manifests()?;
-    if manifests.is_empty() {
+    let survey = store.survey()?;
+    if survey.is_empty() {
         println!("{}: no complete checkpoint yet", path.display());
         return Ok(());
     }
-    for manifest in manifests {
+    let mut damaged = Vec::new();
+    for (epoch, manifest) in &survey {
+        let manifest = match manifest {
+            Ok(manifest) => manifest,
+            Err(what) => {
+                println!("epoch {epoch}  DAMAGED: {what}");
+                damaged.push(*epoch);
+                continue;
+            }
+        };
         println!(
             "epoch {}  {}  {} B written",
             manifest.epoch,
@@ -92,5 +103,21 @@ pub(crate) fn checkpoints(path: &Path) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    if damaged.is_empty() {
+        return Ok(());
+    }
+    let whole = survey
+        .iter()
+        .rev()
+        .find_map(|(epoch, m)| m.is_ok().then_some(*epoch));
+    match whole {
+        Some(epoch) => bail!(
+            "{}: checkpoint(s) {damaged:?} are damaged; `weir run --fall-back` resumes from checkpoint {epoch}, re-reading the input after it",
+            path.display()
+        ),
+        None => bail!(
+            "{}: every checkpoint is damaged; to start over, remove the folder and the sinks' output",
+            path.display()
+        ),
+    }
 }

@@ -22,4 +22,4 @@ pub use messages::{
     SourceControl, StageFailed, StartEpoch, Trigger, Wire,
 };
 pub use progress::{utc_timestamp, EpochProgress, PhaseDurations, StageProgress, StageStats};
-pub use store::{CheckpointStore, Manifest, StageSummary, StoreError};
+pub use store::{CheckpointStore, Manifest, StageSummary, StoreError, Surveyed};

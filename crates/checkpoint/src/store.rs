@@ -14,12 +14,18 @@
 //! its manifest, in one synced batch: that batch is the moment the checkpoint becomes
 //! complete. When more than `retain` manifests exist, the oldest are dropped and the deltas
 //! up to the new oldest are folded into the base, one epoch's changes at a time.
+//!
+//! Damage is found, not guessed at: RocksDB checks every block and WAL record it reads, and
+//! [`CheckpointStore::load`] checks that each epoch's changes number what its manifest says
+//! was written. A damaged store is never read past the damage; the way out is
+//! [`CheckpointStore::open_falling_back`], which repairs what RocksDB can and goes back to the
+//! newest checkpoint that still reads whole.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use rocksdb::{Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{DBRecoveryMode, ErrorKind, Options, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 use weir_core::{Epoch, StageSnapshot, StateEntries};
 
@@ -40,9 +46,9 @@ pub enum StoreError {
         /// RocksDB's message.
         message: String,
     },
-    /// A value in the store does not decode: the folder was damaged or written by something
-    /// else.
-    #[error("checkpoint folder {path} is damaged: {message}")]
+    /// The store's files or values do not read back as written: the folder was damaged
+    /// (disk, a copy cut short, an edit) or written by something else.
+    #[error("checkpoint folder {path} is damaged: {message}. `weir checkpoints {path}` shows what still reads; `weir run --fall-back` resumes from the newest checkpoint that reads whole")]
     Damaged {
         /// The checkpoint folder.
         path: PathBuf,
@@ -81,6 +87,9 @@ pub struct Manifest {
     pub stages: BTreeMap<String, StageSummary>,
 }
 
+/// A kept checkpoint's epoch, and its manifest if it reads whole or else what is wrong.
+pub type Surveyed = (u64, Result<Manifest, String>);
+
 /// The RocksDB instance at `checkpoint.path`.
 pub struct CheckpointStore {
     db: DB,
@@ -108,19 +117,14 @@ fn stage_prefix(tag: u8, epoch: Option<u64>, stage: &str) -> Vec<u8> {
 impl CheckpointStore {
     /// Opens (or creates) the store for writing. Only one process may hold it.
     pub fn open(path: &Path, retain: usize) -> Result<Self, StoreError> {
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        let db = DB::open(&options, path).map_err(|e| {
+        let db = DB::open(&Self::options(), path).map_err(|e| {
             let message = e.to_string();
             if message.contains("LOCK") || message.contains("lock") {
                 StoreError::Locked {
                     path: path.to_path_buf(),
                 }
             } else {
-                StoreError::Db {
-                    path: path.to_path_buf(),
-                    message,
-                }
+                classify(path, e)
             }
         })?;
         Ok(CheckpointStore {
@@ -128,6 +132,33 @@ impl CheckpointStore {
             path: path.to_path_buf(),
             retain: retain.max(1),
         })
+    }
+
+    /// Like [`open`](Self::open), for a store that may be damaged: if RocksDB cannot open it,
+    /// RocksDB's repair salvages what it can (records after a damaged one in the log, tables
+    /// whose blocks still check), then the store is opened. Which checkpoint is whole is
+    /// decided later, by [`recovery_point`](Self::recovery_point) with `fall_back`.
+    pub fn open_falling_back(path: &Path, retain: usize) -> Result<Self, StoreError> {
+        match Self::open(path, retain) {
+            Err(StoreError::Damaged { message, .. }) => {
+                tracing::warn!(path = %path.display(), %message, "checkpoint store damaged; repairing it");
+                let mut options = Self::options();
+                options.set_wal_recovery_mode(DBRecoveryMode::SkipAnyCorruptedRecord);
+                DB::repair(&options, path).map_err(|e| classify(path, e))?;
+                Self::open(path, retain)
+            }
+            other => other,
+        }
+    }
+
+    fn options() -> Options {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        // A torn last record is a crash during a write that never returned: that checkpoint
+        // was never complete, and dropping it is right. Damage anywhere before it is not
+        // dropped silently (RocksDB's default would stop reading there and open anyway).
+        options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
+        options
     }
 
     /// Opens an existing store to read it, also while a run holds it.
@@ -138,12 +169,8 @@ impl CheckpointStore {
                 message: "no checkpoint store here (no RocksDB CURRENT file)".into(),
             });
         }
-        let db = DB::open_for_read_only(&Options::default(), path, false).map_err(|e| {
-            StoreError::Db {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            }
-        })?;
+        let db =
+            DB::open_for_read_only(&Self::options(), path, false).map_err(|e| classify(path, e))?;
         Ok(CheckpointStore {
             db,
             path: path.to_path_buf(),
@@ -157,10 +184,7 @@ impl CheckpointStore {
     }
 
     fn db_error(&self, e: rocksdb::Error) -> StoreError {
-        StoreError::Db {
-            path: self.path.clone(),
-            message: e.to_string(),
-        }
+        classify(&self.path, e)
     }
 
     fn damaged(&self, message: String) -> StoreError {
@@ -190,6 +214,91 @@ impl CheckpointStore {
     /// The last complete checkpoint, if any.
     pub fn latest(&self) -> Result<Option<Manifest>, StoreError> {
         Ok(self.manifests()?.pop())
+    }
+
+    /// Every kept checkpoint, oldest first, each with what is wrong with it if it does not
+    /// read whole: its manifest, or any stage's state as of it (every change it and the
+    /// checkpoints before it wrote must read back, and as many as their manifests say).
+    pub fn survey(&self) -> Result<Vec<Surveyed>, StoreError> {
+        let mut found: Vec<Surveyed> = Vec::new();
+        self.scan_with(b"m", |key, value| {
+            let epoch = key.try_into().map(u64::from_be_bytes).unwrap_or_default();
+            let manifest = serde_json::from_slice::<Manifest>(value)
+                .map_err(|e| format!("its manifest does not decode: {e}"));
+            found.push((epoch, manifest));
+        })?;
+        for (epoch, manifest) in &mut found {
+            if let Ok(m) = manifest {
+                let mut checked = Ok(());
+                for stage in m.stages.keys() {
+                    checked = self.load(stage, Epoch(*epoch)).map(drop);
+                    if checked.is_err() {
+                        break;
+                    }
+                }
+                if let Err(e) = checked {
+                    *manifest = Err(match e {
+                        StoreError::Damaged { message, .. } => message,
+                        other => other.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The checkpoint to resume from. Without `fall_back` it is the last one, and damage to
+    /// it is an error. With `fall_back` it is the newest one that reads whole; the
+    /// checkpoints after it are deleted, so that the next checkpoint written follows it.
+    pub fn recovery_point(&self, fall_back: bool) -> Result<Option<Manifest>, StoreError> {
+        if !fall_back {
+            return self.latest();
+        }
+        let survey = self.survey()?;
+        let Some(last) = survey.last().map(|(epoch, _)| *epoch) else {
+            return Ok(None);
+        };
+        let whole = survey
+            .into_iter()
+            .rev()
+            .find_map(|(_, manifest)| manifest.ok());
+        match whole {
+            Some(manifest) => {
+                if manifest.epoch < last {
+                    tracing::warn!(
+                        from = last,
+                        to = manifest.epoch,
+                        path = %self.path.display(),
+                        "falling back to an earlier checkpoint"
+                    );
+                    self.discard_after(manifest.epoch)?;
+                }
+                Ok(Some(manifest))
+            }
+            None => Err(self.damaged(format!(
+                "none of its {} checkpoint(s) reads whole, so there is nothing to fall back to; to start over, remove the folder and the sinks' output",
+                self.manifests_count()?
+            ))),
+        }
+    }
+
+    fn manifests_count(&self) -> Result<usize, StoreError> {
+        let mut n = 0;
+        self.scan_with(b"m", |_, _| n += 1)?;
+        Ok(n)
+    }
+
+    /// Deletes every manifest and change written after `epoch`, in one synced write.
+    fn discard_after(&self, epoch: u64) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for tag in [b'm', b'd'] {
+            batch.delete_range(Epoch(epoch + 1).key(tag), vec![tag + 1]);
+        }
+        let mut sync = WriteOptions::default();
+        sync.set_sync(true);
+        self.db
+            .write_opt(batch, &sync)
+            .map_err(|e| self.db_error(e))
     }
 
     fn base_epoch(&self) -> Result<u64, StoreError> {
@@ -246,11 +355,36 @@ impl CheckpointStore {
             if untagged {
                 return Err(self.damaged(format!("a change of {stage} in epoch {e} has no tag")));
             }
+            let written = self.changes_written(stage, e)?;
+            if changes.len() as u64 != written {
+                return Err(self.damaged(format!(
+                    "checkpoint {e} wrote {written} change(s) of {stage} but {} read back",
+                    changes.len()
+                )));
+            }
             if !changes.is_empty() {
                 base = merge(base, changes);
             }
         }
         Ok(base)
+    }
+
+    /// How many changes of `stage` the manifest of epoch `e` says were written.
+    fn changes_written(&self, stage: &str, e: u64) -> Result<u64, StoreError> {
+        let bytes = self
+            .db
+            .get(manifest_key(e))
+            .map_err(|err| self.db_error(err))?
+            .ok_or_else(|| self.damaged(format!("the manifest of checkpoint {e} is missing")))?;
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|err| {
+            self.damaged(format!(
+                "the manifest of checkpoint {e} does not decode: {err}"
+            ))
+        })?;
+        Ok(manifest
+            .stages
+            .get(stage)
+            .map_or(0, |summary| summary.changed_keys))
     }
 
     /// Makes the checkpoint of `epoch` complete: every stage's delta and the manifest, in one
@@ -365,6 +499,51 @@ impl CheckpointStore {
             .put(FINGERPRINT, bytes)
             .map_err(|e| self.db_error(e))
     }
+}
+
+/// RocksDB's error as ours: corruption (a block or log record whose checksum fails, a file
+/// missing or cut short) is damage, the rest is RocksDB failing.
+fn classify(path: &Path, e: rocksdb::Error) -> StoreError {
+    let message = e.to_string();
+    let damaged = e.kind() == ErrorKind::Corruption
+        || message.contains("checksum")
+        || (message.contains("No such file")
+            && [".sst", ".log", "MANIFEST", "CURRENT"]
+                .iter()
+                .any(|file| message.contains(file)));
+    if damaged {
+        let message = match damaged_file(path) {
+            Some(line) if !message.contains(&line) => format!("{message} (RocksDB's LOG: {line})"),
+            _ => message,
+        };
+        StoreError::Damaged {
+            path: path.to_path_buf(),
+            message,
+        }
+    } else {
+        StoreError::Db {
+            path: path.to_path_buf(),
+            message,
+        }
+    }
+}
+
+/// RocksDB's errors for a damaged log or table often omit the file ("Corruption: checksum
+/// mismatch"); its LOG says which one. The last such line, without its source location.
+fn damaged_file(path: &Path) -> Option<String> {
+    let log = std::fs::read_to_string(path.join("LOG")).ok()?;
+    log.lines()
+        .rev()
+        .filter(|line| line.contains("Corruption") || line.contains("dropping"))
+        .filter(|line| {
+            [".log", ".sst", "MANIFEST-", "CURRENT"]
+                .iter()
+                .any(|file| line.contains(file))
+        })
+        .find_map(|line| {
+            line.rsplit_once("] ")
+                .map(|(_, rest)| rest.trim().to_string())
+        })
 }
 
 /// `base` with `changes` applied; both in key order, and so is the result.
@@ -517,5 +696,88 @@ mod tests {
             latest.bytes_written > 0,
             "the stored manifest counts its bytes"
         );
+    }
+
+    /// Three checkpoints, retain 3: 1 is the base's epoch, 2 and 3 are deltas.
+    fn three_checkpoints(dir: &Path) -> CheckpointStore {
+        let store = CheckpointStore::open(dir, 3).unwrap();
+        store
+            .write_checkpoint(Epoch(1), &snapshot(&[("a", Some("1"))]))
+            .unwrap();
+        store
+            .write_checkpoint(Epoch(2), &snapshot(&[("a", Some("2")), ("b", Some("2"))]))
+            .unwrap();
+        store
+            .write_checkpoint(Epoch(3), &snapshot(&[("a", Some("3")), ("c", Some("3"))]))
+            .unwrap();
+        store
+    }
+
+    fn damage(result: Result<impl std::fmt::Debug, StoreError>) -> String {
+        match result {
+            Err(StoreError::Damaged { message, .. }) => message,
+            other => panic!("expected damage, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lost_change_is_damage_and_falling_back_goes_to_the_checkpoint_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = three_checkpoints(dir.path());
+        // As if a disk lost one of epoch 3's writes.
+        let mut lost = stage_prefix(b'd', Some(3), "operators.agg");
+        lost.extend_from_slice(b"c");
+        store.db.delete(lost).unwrap();
+
+        let message = damage(store.load("operators.agg", Epoch(3)));
+        assert_eq!(
+            message,
+            "checkpoint 3 wrote 2 change(s) of operators.agg but 1 read back"
+        );
+        let survey = store.survey().unwrap();
+        let whole: Vec<(u64, bool)> = survey.iter().map(|(e, m)| (*e, m.is_ok())).collect();
+        assert_eq!(whole, [(1, true), (2, true), (3, false)]);
+
+        let point = store.recovery_point(true).unwrap().unwrap();
+        assert_eq!(point.epoch, 2);
+        let kept: Vec<u64> = store.manifests().unwrap().iter().map(|m| m.epoch).collect();
+        assert_eq!(kept, [1, 2], "what came after the fallback point is gone");
+        // The next checkpoint is 3 again, and nothing of the damaged one leaks into it.
+        store
+            .write_checkpoint(Epoch(3), &snapshot(&[("d", Some("3"))]))
+            .unwrap();
+        assert_eq!(
+            state(&store, 3),
+            [
+                ("a".into(), "2".into()),
+                ("b".into(), "2".into()),
+                ("d".into(), "3".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_manifest_that_does_not_decode_is_reported_with_its_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = three_checkpoints(dir.path());
+        store.db.put(manifest_key(2), b"{not json").unwrap();
+
+        assert!(damage(store.manifests()).starts_with("manifest of epoch 2:"));
+        let survey = store.survey().unwrap();
+        assert!(matches!(&survey[1].1, Err(m) if m.starts_with("its manifest does not decode")));
+        // 3 depends on 2's changes being counted, so it is not whole either.
+        assert!(matches!(&survey[2].1, Err(m) if m.contains("manifest of checkpoint 2")));
+        let err = store.recovery_point(false).unwrap_err().to_string();
+        assert!(err.contains("weir run --fall-back"), "{err}");
+        assert_eq!(store.recovery_point(true).unwrap().unwrap().epoch, 1);
+    }
+
+    #[test]
+    fn with_nothing_whole_there_is_nothing_to_fall_back_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = three_checkpoints(dir.path());
+        store.db.put(BASE_EPOCH, b"short").unwrap();
+        let message = damage(store.recovery_point(true));
+        assert!(message.contains("nothing to fall back to"), "{message}");
     }
 }

@@ -134,7 +134,7 @@ pub use registry::{ComponentConfig, OperatorSpec, Registry, SinkSpec, SourceSpec
 pub use spec::{CheckpointSettings, ConfigErrors, PipelineSpec};
 pub use weir_checkpoint::{
     utc_timestamp, CheckpointStore, EpochProgress, Manifest, PhaseDurations, StageProgress,
-    StageSummary, StoreError, Trigger,
+    StageSummary, StoreError, Surveyed, Trigger,
 };
 pub use weir_core::{
     failure_point, Barrier, BarrierKind, ConfigError, Epoch, Error, Operator, OutputMode, Result,

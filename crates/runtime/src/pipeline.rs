@@ -187,6 +187,10 @@ impl PipelineSpec {
             .map(|s| s.spec.build())
             .collect::<Result<Vec<_>>>()?;
         let store = match &self.checkpoint.path {
+            Some(path) if self.checkpoint.fall_back => Some(Arc::new(
+                CheckpointStore::open_falling_back(path, self.checkpoint.retain)
+                    .map_err(store_error)?,
+            )),
             Some(path) => Some(Arc::new(
                 CheckpointStore::open(path, self.checkpoint.retain).map_err(store_error)?,
             )),
@@ -320,7 +324,9 @@ impl PipelineSpec {
         sinks: &mut [Box<dyn Sink>],
     ) -> Result<Option<Epoch>> {
         let latest = match store {
-            Some(store) => store.latest().map_err(store_error)?,
+            Some(store) => store
+                .recovery_point(self.checkpoint.fall_back)
+                .map_err(store_error)?,
             None => None,
         };
         let (Some(store), Some(manifest)) = (store, latest) else {

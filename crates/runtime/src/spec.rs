@@ -69,6 +69,10 @@ struct CheckpointConfig {
     /// Longest wait for every stage to answer a barrier. Default `"10m"`.
     #[serde(default)]
     timeout: Option<String>,
+    /// Resume from the newest checkpoint that reads whole when the last one is damaged.
+    /// Default false: damage stops the run.
+    #[serde(default)]
+    fall_back: Option<bool>,
 }
 
 /// The `[trigger]` table: at most one key.
@@ -97,6 +101,9 @@ pub struct CheckpointSettings {
     pub retain: usize,
     /// Longest wait for every stage to answer a barrier before the run fails.
     pub timeout: Duration,
+    /// Resume from the newest checkpoint that reads whole, after repairing what RocksDB can,
+    /// instead of stopping at a damaged one (`checkpoint.fall_back`, `weir run --fall-back`).
+    pub fall_back: bool,
 }
 
 /// Where a stage's input comes from.
@@ -356,6 +363,7 @@ impl<'a> Validator<'a> {
             interval: Duration::from_secs(1),
             retain: 3,
             timeout: Duration::from_secs(600),
+            fall_back: false,
         };
         let Some(value) = value else { return settings };
         let config: CheckpointConfig = match value.try_deserialize() {
@@ -366,6 +374,7 @@ impl<'a> Validator<'a> {
             }
         };
         settings.path = config.path.map(PathBuf::from);
+        settings.fall_back = config.fall_back.unwrap_or(false);
         for (key, text, slot) in [
             (
                 "checkpoint.interval",
