@@ -330,32 +330,15 @@ interval = "100ms"
 [trigger]
 {trigger}
 
-{source}
-[operators.by_shop]
-type = "aggregate"
-input = "sales"
-group_by = ["Shop"]
-aggregates = ["sum(Sale_Count)"]
-
+{source}{sums_and_archive}
 [sinks.display]
 type = "console"
 input = "by_shop"
 output_mode = "complete"
 num_rows = 1000
-
-[sinks.sums]
-type = "csv"
-input = "by_shop"
-path = "sums"
-output_mode = "complete"
-
-[sinks.archive]
-type = "parquet"
-input = "sales"
-path = "out"
-output_mode = "append"
 "#,
-        source = csv_source("sales", "in", max_files)
+        source = csv_source("sales", "in", max_files),
+        sums_and_archive = SUMS_AND_ARCHIVE,
     )
 }
 
@@ -385,4 +368,61 @@ pub(crate) fn sums_file(ws: &Workspace) -> BTreeMap<String, i64> {
             (shop.to_string(), sum.parse().unwrap())
         })
         .collect()
+}
+
+/// The notebook job with checkpoints in `state/`, a parquet archive of raw rows and a CSV
+/// file of per-shop sums in complete mode. No console: it prints again after a restart.
+pub(crate) fn exactly_once_pipeline(trigger: &str, max_files: usize) -> String {
+    format!(
+        r#"
+[checkpoint]
+path = "state"
+interval = "50ms"
+
+[trigger]
+{trigger}
+{source}{sums_and_archive}"#,
+        source = csv_source("sales", "in", max_files),
+        sums_and_archive = SUMS_AND_ARCHIVE,
+    )
+}
+
+/// The notebook's two queries: per-shop sums to `sums/` (CSV, complete mode) and the raw
+/// rows to `out/` (parquet, append).
+const SUMS_AND_ARCHIVE: &str = r#"
+[operators.by_shop]
+type = "aggregate"
+input = "sales"
+group_by = ["Shop"]
+aggregates = ["sum(Sale_Count)"]
+
+[sinks.sums]
+type = "csv"
+input = "by_shop"
+path = "sums"
+output_mode = "complete"
+
+[sinks.archive]
+type = "parquet"
+input = "sales"
+path = "out"
+output_mode = "append"
+"#;
+
+/// What a reader sees must be exactly the input: no row lost, none twice, no temp file.
+pub(crate) fn assert_exactly_once(ws: &Workspace, input: &[Row]) {
+    assert_eq!(
+        parquet_rows(&ws.path("out")),
+        sorted(input.to_vec()),
+        "archive rows"
+    );
+    assert_eq!(sums_file(ws), sums(input), "per-shop sums");
+    for dir in ["out", "sums"] {
+        for name in visible_files(&ws.path(dir)) {
+            assert!(
+                name.ends_with(".parquet") || name.ends_with(".csv"),
+                "{dir}/{name} is visible"
+            );
+        }
+    }
 }

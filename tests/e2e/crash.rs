@@ -6,39 +6,6 @@ use std::time::Duration;
 
 use crate::common::*;
 
-/// The notebook job with checkpoints in `state/`, a parquet archive of raw rows and a CSV
-/// file of per-shop sums in complete mode. No console: it prints again after a restart.
-fn pipeline(trigger: &str, max_files: usize) -> String {
-    format!(
-        r#"
-[checkpoint]
-path = "state"
-interval = "50ms"
-
-[trigger]
-{trigger}
-{source}
-[operators.by_shop]
-type = "aggregate"
-input = "sales"
-group_by = ["Shop"]
-aggregates = ["sum(Sale_Count)"]
-
-[sinks.archive]
-type = "parquet"
-input = "sales"
-path = "out"
-
-[sinks.sums]
-type = "csv"
-input = "by_shop"
-path = "sums"
-output_mode = "complete"
-"#,
-        source = csv_source("sales", "in", max_files)
-    )
-}
-
 /// A small deterministic generator for kill delays.
 struct Lcg(u64);
 
@@ -61,30 +28,15 @@ fn kill9(child: &mut std::process::Child) {
     child.wait().unwrap();
 }
 
-/// What a reader sees must be exactly the input: no row lost, none twice, no temp file.
-fn assert_exactly_once(ws: &Workspace, input: &[Row]) {
-    assert_eq!(
-        parquet_rows(&ws.path("out")),
-        sorted(input.to_vec()),
-        "archive rows"
-    );
-    assert_eq!(sums_file(ws), sums(input), "per-shop sums");
-    for dir in ["out", "sums"] {
-        for name in visible_files(&ws.path(dir)) {
-            assert!(
-                name.ends_with(".parquet") || name.ends_with(".csv"),
-                "{dir}/{name} is visible"
-            );
-        }
-    }
-}
-
 #[test]
 fn killed_at_random_moments_the_output_has_every_row_once() {
     let ws = Workspace::new();
     let files = 60;
     let input = ws.csv_files("in", 0, files, 2000, 60, 21);
-    ws.write("pipeline.toml", &pipeline("available_now = true", 1));
+    ws.write(
+        "pipeline.toml",
+        &exactly_once_pipeline("available_now = true", 1),
+    );
     let mut rng = Lcg(42);
     let mut kills = 0;
     let mut mid_run = 0;
@@ -148,7 +100,10 @@ fn every_failure_point_recovers_exactly_once() {
     for point in weir::FAILURE_POINTS {
         let ws = Workspace::new();
         let input = ws.csv_files("in", 0, 6, 500, 20, 22);
-        ws.write("pipeline.toml", &pipeline("available_now = true", 1));
+        ws.write(
+            "pipeline.toml",
+            &exactly_once_pipeline("available_now = true", 1),
+        );
         // The second time the point is reached, so that a checkpoint already exists.
         let out = ws.run_failing_at(point);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -168,7 +123,7 @@ fn every_failure_point_recovers_exactly_once() {
 #[test]
 fn continuous_runs_killed_while_files_arrive_lose_and_duplicate_nothing() {
     let ws = Workspace::new();
-    ws.write("pipeline.toml", &pipeline("", 2));
+    ws.write("pipeline.toml", &exactly_once_pipeline("", 2));
     let files = 24;
     let writer = {
         let dir = ws.path("in");
@@ -204,7 +159,7 @@ fn continuous_runs_killed_while_files_arrive_lose_and_duplicate_nothing() {
 fn a_checkpoint_of_another_pipeline_is_refused_and_a_compatible_change_accepted() {
     let ws = Workspace::new();
     ws.csv_files("in", 0, 2, 100, 10, 23);
-    let original = pipeline("once = true", 1);
+    let original = exactly_once_pipeline("once = true", 1);
     ws.write("pipeline.toml", &original);
     ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
 
@@ -235,7 +190,7 @@ fn a_checkpoint_of_another_pipeline_is_refused_and_a_compatible_change_accepted(
 #[test]
 fn a_second_run_on_the_same_checkpoint_is_refused() {
     let ws = Workspace::new();
-    ws.write("pipeline.toml", &pipeline("", 1));
+    ws.write("pipeline.toml", &exactly_once_pipeline("", 1));
     let mut first = ws.spawn(&["run", "pipeline.toml"]);
     assert!(wait_for(Duration::from_secs(10), || ws
         .path("state/CURRENT")
@@ -254,7 +209,10 @@ fn a_second_run_on_the_same_checkpoint_is_refused() {
 fn checkpoints_lists_positions_state_and_pending_files() {
     let ws = Workspace::new();
     ws.csv_files("in", 0, 3, 100, 10, 24);
-    ws.write("pipeline.toml", &pipeline("available_now = true", 1));
+    ws.write(
+        "pipeline.toml",
+        &exactly_once_pipeline("available_now = true", 1),
+    );
     ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
     let text = String::from_utf8(ws.run_ok(&["checkpoints", "state"]).stdout).unwrap();
     let epochs: Vec<&str> = text.lines().filter(|l| l.starts_with("epoch ")).collect();

@@ -10,4 +10,5 @@ mod input;
 mod malformed;
 mod modes;
 mod progress;
+mod surroundings;
 mod triggers;
