@@ -26,5 +26,5 @@ pub use component::{Operator, Sink, Source};
 pub use duration::parse_duration;
 pub use error::{ConfigError, Error, Result};
 pub use message::{Barrier, BarrierKind, Envelope, Epoch, OutputMode, StreamMessage};
-pub use schema::{bad_records_schema, ddl_type_name, parse_ddl, DdlError, SUPPORTED_TYPES};
+pub use schema::{bad_records_schema, ddl_type_name, parse_ddl, DdlError, SUPPORTED_TYPES, UTC};
 pub use state::{failure_point, StageSnapshot, StateDelta, StateEntries, FAILURE_POINTS};

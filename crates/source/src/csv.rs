@@ -1058,6 +1058,34 @@ mod tests {
     }
 
     #[test]
+    fn every_ddl_type_reads_its_values_and_empty_is_null() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("t.csv"),
+            "2024-01-02T03:04:05Z;2024-01-02;12.34;true;1.5
+;;;;
+",
+        )
+        .unwrap();
+        let mut source = admitted_all(CsvSourceConfig {
+            schema: "ts TIMESTAMP, d DATE, m DECIMAL(6,2), b BOOLEAN, x DOUBLE".into(),
+            header: false,
+            mode: Some("failfast".into()),
+            ..config(dir.path())
+        });
+        let batch = source.next_batch().unwrap().unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        let shown = arrow_cast::pretty::pretty_format_batches(&[batch])
+            .unwrap()
+            .to_string();
+        assert!(
+            shown.contains("2024-01-02T03:04:05Z | 2024-01-02 | 12.34 | true | 1.5"),
+            "{shown}"
+        );
+        assert!(source.next_batch().unwrap().is_none());
+    }
+
+    #[test]
     fn latest_first_reads_the_newest_file_first() {
         let dir = tempfile::tempdir().unwrap();
         let old = SystemTime::now() - std::time::Duration::from_secs(60);
