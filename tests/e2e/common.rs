@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -423,6 +424,52 @@ pub(crate) fn assert_exactly_once(ws: &Workspace, input: &[Row]) {
                 name.ends_with(".parquet") || name.ends_with(".csv"),
                 "{dir}/{name} is visible"
             );
+        }
+    }
+}
+
+/// `weir` as a user the file modes apply to: tests run as root in CI, and root ignores
+/// them. The error is the reason when no such user can be had.
+pub(crate) fn weir_unprivileged(ws: &Workspace, args: &[&str]) -> Result<Output, String> {
+    if !is_root() {
+        return Ok(ws.weir(args));
+    }
+    let have_setpriv = Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_setpriv {
+        return Err("running as root and setpriv (util-linux) is missing".into());
+    }
+    Ok(Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .current_dir(ws.path(""))
+        .output()
+        .unwrap())
+}
+
+pub(crate) fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+pub(crate) fn set_mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Every folder under `dir` open to everyone, so that the unprivileged user can work there.
+pub(crate) fn open_up(dir: &Path) {
+    set_mode(dir, 0o777);
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            open_up(&entry.path());
+        } else {
+            set_mode(&entry.path(), 0o666);
         }
     }
 }

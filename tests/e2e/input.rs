@@ -87,3 +87,36 @@ fn a_continuous_run_waits_for_its_folder_to_appear() {
         ws.stderr()
     );
 }
+
+#[test]
+fn quoted_fields_hold_the_separator_quotes_and_line_breaks() {
+    let ws = Workspace::new();
+    ws.write(
+        "in/quoted.csv",
+        "File;Shop;Sale_Count\n\"f;1\";\"the \"\"best\"\" shop\";3\n\"two\nlines\";\"a;b\";4\n",
+    );
+    sums_of(&ws);
+    assert_eq!(
+        sorted(parquet_rows(&ws.path("out"))),
+        [
+            ("f;1".to_string(), "the \"best\" shop".to_string(), 3),
+            ("two\nlines".to_string(), "a;b".to_string(), 4),
+        ]
+    );
+}
+
+#[test]
+fn a_line_of_ten_megabytes_is_read_whole() {
+    let ws = Workspace::new();
+    let long = "x".repeat(10 * 1024 * 1024);
+    ws.write(
+        "in/long.csv",
+        &format!("File;Shop;Sale_Count\n{long};a;7\nf;b;1\n"),
+    );
+    assert_eq!(sums_of(&ws), expected(&[("a", 7), ("b", 1)]));
+    let rows = parquet_rows(&ws.path("out"));
+    assert!(
+        rows.iter().any(|r| r.0 == long),
+        "the long value came through whole"
+    );
+}

@@ -195,3 +195,54 @@ fn bad_records_path_is_checked_like_a_sink_path() {
         "{stderr}"
     );
 }
+
+/// An input folder holding a good file and one the user running weir may not read.
+fn unreadable_input(ws: &Workspace, mode: &str) {
+    ws.write("in/a.csv", "File;Shop;Sale_Count\na;s1;1\n");
+    set_mode(
+        &ws.write("in/locked.csv", "File;Shop;Sale_Count\nx;s1;5\n"),
+        0o000,
+    );
+    ws.write(
+        "pipeline.toml",
+        &pipeline(&format!("mode = \"{mode}\"\nbad_records_path = \"bad\"")),
+    );
+    open_up(&ws.path(""));
+    set_mode(&ws.path("in/locked.csv"), 0o000);
+}
+
+#[test]
+fn a_file_that_cannot_be_read_is_reported_and_the_run_goes_on_unless_failfast() {
+    let ws = Workspace::new();
+    unreadable_input(&ws, "permissive");
+    let out = match weir_unprivileged(&ws, &["run", "pipeline.toml", "--quiet"]) {
+        Ok(out) => out,
+        Err(reason) => {
+            println!("skipped: {reason}");
+            return;
+        }
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("in/locked.csv") && stderr.contains("Permission denied"),
+        "{stderr}"
+    );
+    assert_eq!(committed_csv(&ws.path("rows")), [["a", "s1", "1"]]);
+    let bad = bad_records(&ws);
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(
+        bad[0].starts_with("in/locked.csv|0|") && bad[0].contains("Permission denied"),
+        "{bad:?}"
+    );
+
+    let ws = Workspace::new();
+    unreadable_input(&ws, "failfast");
+    let out = weir_unprivileged(&ws, &["run", "pipeline.toml", "--quiet"]).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("in/locked.csv") && stderr.contains("Permission denied"),
+        "{stderr}"
+    );
+}

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -88,52 +87,6 @@ fn a_damaged_checkpoint_is_named_and_falling_back_resumes_exactly_once() {
     input.extend(ws.csv_files("in", 6, 2, 500, 20, 8));
     ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
     assert_exactly_once(&ws, &input);
-}
-
-/// `weir` as a user the file modes apply to: tests run as root in CI, and root ignores
-/// them. Returns `None` (with the reason) when no such user can be had.
-fn weir_unprivileged(ws: &Workspace, args: &[&str]) -> Result<Output, String> {
-    if !is_root() {
-        return Ok(ws.weir(args));
-    }
-    let have_setpriv = Command::new("setpriv")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_setpriv {
-        return Err("running as root and setpriv (util-linux) is missing".into());
-    }
-    Ok(Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_weir"))
-        .args(args)
-        .current_dir(ws.path(""))
-        .output()
-        .unwrap())
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
-
-/// Every folder under `dir` open to everyone, so that the unprivileged user can work there.
-fn open_up(dir: &Path) {
-    set_mode(dir, 0o777);
-    for entry in fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            open_up(&entry.path());
-        } else {
-            set_mode(&entry.path(), 0o666);
-        }
-    }
 }
 
 /// Runs the pipeline over two files, adds two, takes write permission away from `folder`,
