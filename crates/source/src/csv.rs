@@ -367,6 +367,10 @@ pub struct CsvSource {
 /// the size of the input (a few MB per file for notebook-shaped rows).
 const ROWS_DECODED_AHEAD: usize = 256 * 1024;
 
+/// ... and at most this many batches ahead (found by the fuzzer, which reads tiny files
+/// with batch sizes of 1 to 4 and ran at 20 files a second).
+const MAX_BATCHES_AHEAD: usize = 256;
+
 struct OpenFile {
     path: PathBuf,
     /// What the file's decoder thread produced, in order, then `Ok(None)` at the end.
@@ -376,6 +380,20 @@ struct OpenFile {
     rows: u64,
     /// Malformed rows met in this file.
     malformed: u64,
+    /// The decoder thread, if one was started.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for OpenFile {
+    /// Hangs up on the decoder thread and waits for it to end, which it does at its next
+    /// send: a dropped source leaves no thread (nor its buffers) behind it.
+    fn drop(&mut self) {
+        let (_, closed) = sync_channel(0);
+        drop(std::mem::replace(&mut self.batches, closed));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// State keys: `f` + path for a finished file; `c` for the file being read, whose value is the
@@ -425,12 +443,16 @@ impl CsvSource {
             }
         };
         let s = &self.settings;
-        let (send, batches) = sync_channel((ROWS_DECODED_AHEAD / s.batch_size.max(1)).max(2));
+        // The channel allocates all its slots up front: with a small batch_size, 256K rows
+        // ahead would be 256K slots (tens of MB, and milliseconds, for every file).
+        let slots = (ROWS_DECODED_AHEAD / s.batch_size.max(1)).clamp(2, MAX_BATCHES_AHEAD);
+        let (send, batches) = sync_channel(slots);
         let open = OpenFile {
             path: path.to_path_buf(),
             batches,
             rows: 0,
             malformed: 0,
+            thread: None,
         };
         let mut decoder = match FileDecoder::open(path, s.clone(), skip) {
             Ok(decoder) => decoder,
@@ -449,7 +471,8 @@ impl CsvSource {
                 return Ok(open);
             }
         };
-        std::thread::Builder::new()
+        let mut open = open;
+        let thread = std::thread::Builder::new()
             .name("weir-csv-decode".into())
             .spawn(move || loop {
                 let next = decoder.next();
@@ -461,6 +484,7 @@ impl CsvSource {
                 }
             })
             .map_err(|e| Error::io("cannot start a decoder thread for", path, e))?;
+        open.thread = Some(thread);
         Ok(open)
     }
 
@@ -641,7 +665,7 @@ impl Source for CsvSource {
                     }
                     Ok(Err(e)) => return Err(e),
                     Ok(Ok(None)) => {
-                        if let Some(open) = self.current.take() {
+                        if let Some(mut open) = self.current.take() {
                             if open.malformed > 0 {
                                 tracing::warn!(
                                     file = %open.path.display(),
@@ -650,7 +674,7 @@ impl Source for CsvSource {
                                     "malformed rows"
                                 );
                             }
-                            self.finished.push(open.path);
+                            self.finished.push(std::mem::take(&mut open.path));
                             self.done += 1;
                         }
                     }
