@@ -27,7 +27,11 @@ fn run(dir: &std::path::Path, options: u8, mode: &str) -> Outcome {
         path: dir.join("in").display().to_string(),
         schema: SCHEMA.into(),
         header: options & 1 == 1,
-        sep: if options & 2 == 2 { ";".into() } else { ",".into() },
+        sep: if options & 2 == 2 {
+            ";".into()
+        } else {
+            ",".into()
+        },
         batch_size: 1 + usize::from((options >> 2) & 3),
         mode: Some(mode.into()),
         corrupt_record_column: (mode == "permissive" && options & 16 == 16)
@@ -78,10 +82,17 @@ fuzz_target!(|data: &[u8]| {
     let drop = run(dir.path(), options, "dropmalformed");
     let failfast = run(dir.path(), options, "failfast");
 
-    assert!(permissive.failed.is_none(), "permissive failed: {permissive:?}");
+    assert!(
+        permissive.failed.is_none(),
+        "permissive failed: {permissive:?}"
+    );
     assert!(drop.failed.is_none(), "dropmalformed failed: {drop:?}");
     assert_eq!(permissive.bad, drop.bad, "{permissive:?} {drop:?}");
-    assert_eq!(permissive.rows, drop.rows + drop.bad, "{permissive:?} {drop:?}");
+    assert_eq!(
+        permissive.rows,
+        drop.rows + drop.bad,
+        "{permissive:?} {drop:?}"
+    );
     match &failfast.failed {
         Some(message) => {
             assert!(drop.bad > 0, "failfast failed on a clean file: {message}");
