@@ -15,6 +15,9 @@ use crate::progress::{millis, rate, utc_timestamp};
 use crate::store::CheckpointStore;
 use crate::{EpochProgress, PhaseDurations, StageProgress, StageStats};
 
+/// After a stage fails, how long the epochs before the failure have to finish.
+const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
 /// How a run ended: `Ok` with the last committed epoch, or the first stage failure.
 pub type RunResult = Result<Epoch, Error>;
 
@@ -54,6 +57,13 @@ pub struct Coordinator {
     next_start: Instant,
     /// When the last committed epoch's reading began, for the input rate.
     previous_start: Option<Instant>,
+    /// The first stage failure. No epoch starts after it; the epochs every failed stage
+    /// had already answered for are finished (checkpointed and committed) first, so that
+    /// the work before the failure is kept: a failfast run keeps the files before the bad
+    /// one.
+    failure: Option<Error>,
+    /// Epochs whose commits are under way (they have left `in_flight`).
+    committing: usize,
 }
 
 impl Coordinator {
@@ -86,6 +96,8 @@ impl Coordinator {
             progress,
             next_start: Instant::now(),
             previous_start: None,
+            failure: None,
+            committing: 0,
         };
         (coordinator, finished)
     }
@@ -196,6 +208,9 @@ impl Coordinator {
         ctx: &mut Context<Self>,
     ) {
         let Some(wire) = &self.wire else { return };
+        if self.failure.is_some() {
+            return;
+        }
         let epoch = self.next_epoch;
         self.next_epoch = epoch.next();
         self.final_injected = kind == BarrierKind::Final;
@@ -242,7 +257,8 @@ impl Coordinator {
             self.timeout,
             silent.join(", ")
         );
-        self.finish(Err(Error::Stopped(message)), ctx);
+        let error = self.failure.take().unwrap_or(Error::Stopped(message));
+        self.finish(Err(error), ctx);
     }
 
     /// Completes `epoch` once every source has emitted its barrier and every stage has acked.
@@ -281,6 +297,7 @@ impl Coordinator {
         };
         failure_point("after-manifest-before-commit");
         let sinks = wire.sinks.clone();
+        self.committing += 1;
         let committing = Instant::now();
         let commits = async move {
             // One sink after another: a crash between two leaves some committed and some
@@ -298,12 +315,17 @@ impl Coordinator {
             Ok(())
         };
         ctx.spawn(commits.into_actor(self).map(move |result, act, ctx| {
+            act.committing -= 1;
             if let Err(error) = result {
+                let error = act.failure.take().unwrap_or(error);
                 return act.finish(Err(error), ctx);
             }
             let record = act.record(epoch, &state, checkpoint, committing.elapsed());
             // Nobody listening is fine: progress is for whoever subscribes.
             let _ = act.progress.send(record);
+            if act.failure.is_some() {
+                return act.finish_failed_when_drained(ctx);
+            }
             if last {
                 return act.finish(Ok(epoch), ctx);
             }
@@ -470,7 +492,25 @@ impl Handler<StageFailed> for Coordinator {
     type Result = ();
 
     fn handle(&mut self, msg: StageFailed, ctx: &mut Context<Self>) {
-        self.finish(Err(stage_error(&msg.stage, msg.error)), ctx);
+        let error = stage_error(&msg.stage, msg.error);
+        tracing::debug!(%error, "stage failed; finishing the epochs it had answered for");
+        // An epoch the failed stage has answered for can still complete: the others are
+        // working, and answer in epoch order. One it has not answered for never will.
+        self.in_flight
+            .retain(|_, epoch| epoch.snapshots.iter().any(|(stage, _)| *stage == msg.stage));
+        if self.failure.is_none() {
+            self.failure = Some(error);
+            // A stage that dies without a word would hold the drain until checkpoint.timeout.
+            ctx.run_later(DRAIN_GRACE, |act, ctx| {
+                if let Some(error) = act.failure.take() {
+                    tracing::warn!(
+                        "epochs before the failure did not finish within {DRAIN_GRACE:?}; stopping"
+                    );
+                    act.finish(Err(error), ctx);
+                }
+            });
+        }
+        self.finish_failed_when_drained(ctx);
     }
 }
 
@@ -485,6 +525,17 @@ impl Handler<RequestStop> for Coordinator {
         self.stopping = true;
         if self.in_flight.is_empty() && !self.planning {
             self.start_epoch(ctx);
+        }
+    }
+}
+
+impl Coordinator {
+    /// Ends a failed run once no epoch is left to finish, with the first failure.
+    fn finish_failed_when_drained(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight.is_empty() && self.committing == 0 {
+            if let Some(error) = self.failure.take() {
+                self.finish(Err(error), ctx);
+            }
         }
     }
 }
