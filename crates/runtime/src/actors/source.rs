@@ -98,7 +98,25 @@ impl SourceActor {
             stage: format!("sources.{}", self.name),
             error,
         });
-        ctx.stop();
+        // What was handed out before the failure still goes through: a barrier among it,
+        // which the coordinator was told of, lets the epochs before the failure finish.
+        self.stop_after_sends(ctx);
+    }
+
+    /// Stops once the message handed out last is delivered: a request to a full mailbox
+    /// is only delivered while it is awaited, and stopping drops it.
+    fn stop_after_sends(&mut self, ctx: &mut Context<Self>) {
+        let last = self.in_flight.take();
+        ctx.wait(
+            async move {
+                if let Some(sends) = last {
+                    // A closed receiver changes nothing: the stage is stopping either way.
+                    let _ = sends.await;
+                }
+            }
+            .into_actor(self)
+            .map(|(), _, ctx| ctx.stop()),
+        );
     }
 
     /// The next message for downstream, or `None` when there is nothing to do until the
@@ -261,17 +279,7 @@ impl Handler<Pump> for SourceActor {
             });
             if barrier.kind == BarrierKind::Final {
                 act.finished = true;
-                let last = act.in_flight.take();
-                ctx.wait(
-                    async move {
-                        if let Some(sends) = last {
-                            // The stage is stopping either way; a closed receiver changes nothing.
-                            let _ = sends.await;
-                        }
-                    }
-                    .into_actor(act)
-                    .map(|(), _, ctx| ctx.stop()),
-                );
+                act.stop_after_sends(ctx);
             } else {
                 act.wake(ctx);
             }
