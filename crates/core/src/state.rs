@@ -22,6 +22,19 @@ impl StateDelta {
         self.changes.push((key.into(), None));
     }
 
+    /// The state this delta leaves behind when applied to an empty state, in key order:
+    /// what a checkpoint holding only this delta restores (tests and tools restore with it).
+    pub fn into_entries(self) -> StateEntries {
+        let mut state = std::collections::BTreeMap::new();
+        for (key, value) in self.changes {
+            match value {
+                Some(value) => state.insert(key, value),
+                None => state.remove(&key),
+            };
+        }
+        state.into_iter().collect()
+    }
+
     /// Bytes of keys and values, for progress and checkpoint costs.
     pub fn bytes(&self) -> usize {
         self.changes

@@ -1015,14 +1015,7 @@ mod tests {
             &[Some(1), Some(2), Some(3)],
         ))
         .unwrap();
-        let state: Vec<_> = agg
-            .snapshot(Epoch(1))
-            .unwrap()
-            .delta
-            .changes
-            .into_iter()
-            .map(|(k, v)| (k, v.unwrap()))
-            .collect();
+        let state = agg.snapshot(Epoch(1)).unwrap().delta.into_entries();
         // A restored aggregate knows the groups by their row encoding only: its first batch
         // must still find them, not make new ones.
         let (_, mut restored) = aggregate(&["sum(Sale_Count)"]);

@@ -569,12 +569,7 @@ mod tests {
         sink.write(&batch(&schema, &["c"], &[3])).unwrap();
         drop(sink); // the crash: nothing was committed
 
-        let state: StateEntries = state
-            .delta
-            .changes
-            .into_iter()
-            .map(|(k, v)| (k, v.unwrap()))
-            .collect();
+        let state = state.delta.into_entries();
         let settings = FileSinkConfig {
             path: dir.path().display().to_string(),
             ..FileSinkConfig::default()

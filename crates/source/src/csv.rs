@@ -748,12 +748,7 @@ mod tests {
 
     /// A new source restored from `snapshot` (as the only checkpoint), then discovering.
     fn restored(config: CsvSourceConfig, snapshot: StageSnapshot) -> CsvSource {
-        let state: StateEntries = snapshot
-            .delta
-            .changes
-            .into_iter()
-            .map(|(k, v)| (k, v.unwrap()))
-            .collect();
+        let state = snapshot.delta.into_entries();
         let mut source = config.validate().unwrap().build();
         source.restore(state).unwrap();
         source.discover().unwrap();
