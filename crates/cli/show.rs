@@ -106,11 +106,7 @@ pub(crate) fn checkpoints(path: &Path) -> anyhow::Result<()> {
     if damaged.is_empty() {
         return Ok(());
     }
-    let whole = survey
-        .iter()
-        .rev()
-        .find_map(|(epoch, m)| m.is_ok().then_some(*epoch));
-    match whole {
+    match weir::CheckpointStore::newest_whole(&survey).map(|m| m.epoch) {
         Some(epoch) => bail!(
             "{}: checkpoint(s) {damaged:?} are damaged; `weir run --fall-back` resumes from checkpoint {epoch}, re-reading the input after it",
             path.display()

@@ -194,21 +194,27 @@ impl CheckpointStore {
         }
     }
 
+    /// Every kept manifest, oldest first, as it decodes.
+    fn scan_manifests(&self) -> Result<Vec<Surveyed>, StoreError> {
+        let mut found = Vec::new();
+        self.scan_with(b"m", |key, value| {
+            let epoch = key.try_into().map(u64::from_be_bytes).unwrap_or_default();
+            found.push((
+                epoch,
+                serde_json::from_slice(value).map_err(|e| e.to_string()),
+            ));
+        })?;
+        Ok(found)
+    }
+
     /// Every complete checkpoint still kept, oldest first.
     pub fn manifests(&self) -> Result<Vec<Manifest>, StoreError> {
-        let mut manifests = Vec::new();
-        let mut damaged = None;
-        self.scan_with(b"m", |key, value| match serde_json::from_slice(value) {
-            Ok(manifest) => manifests.push(manifest),
-            Err(e) => {
-                let epoch = key.try_into().map(u64::from_be_bytes).unwrap_or_default();
-                damaged.get_or_insert(format!("manifest of epoch {epoch}: {e}"));
-            }
-        })?;
-        match damaged {
-            Some(message) => Err(self.damaged(message)),
-            None => Ok(manifests),
-        }
+        self.scan_manifests()?
+            .into_iter()
+            .map(|(epoch, manifest)| {
+                manifest.map_err(|e| self.damaged(format!("manifest of epoch {epoch}: {e}")))
+            })
+            .collect()
     }
 
     /// The last complete checkpoint, if any.
@@ -217,34 +223,81 @@ impl CheckpointStore {
     }
 
     /// Every kept checkpoint, oldest first, each with what is wrong with it if it does not
-    /// read whole: its manifest, or any stage's state as of it (every change it and the
-    /// checkpoints before it wrote must read back, and as many as their manifests say).
+    /// read whole. A checkpoint reads whole when its manifest decodes, the base reads, and
+    /// the changes it and the kept checkpoints before it wrote read back, as many as their
+    /// manifests say. Each key is read once, and no state is built: this runs beside a
+    /// pipeline (`weir checkpoints`) whatever the size of its state.
     pub fn survey(&self) -> Result<Vec<Surveyed>, StoreError> {
-        let mut found: Vec<Surveyed> = Vec::new();
-        self.scan_with(b"m", |key, value| {
-            let epoch = key.try_into().map(u64::from_be_bytes).unwrap_or_default();
-            let manifest = serde_json::from_slice::<Manifest>(value)
-                .map_err(|e| format!("its manifest does not decode: {e}"));
-            found.push((epoch, manifest));
-        })?;
+        let mut found: Vec<Surveyed> = self
+            .scan_manifests()?
+            .into_iter()
+            .map(|(epoch, m)| {
+                (
+                    epoch,
+                    m.map_err(|e| format!("its manifest does not decode: {e}")),
+                )
+            })
+            .collect();
+        // What breaks the chain breaks every checkpoint after it. The base comes first; RocksDB
+        // checks every block it reads.
+        let (base, mut broken) = match self.base_epoch() {
+            Ok(base) => (base, self.scan_with(b"b", |_, _| {}).err().map(reason)),
+            Err(e) => (0, Some(reason(e))),
+        };
         for (epoch, manifest) in &mut found {
-            if let Ok(m) = manifest {
-                let mut checked = Ok(());
-                for stage in m.stages.keys() {
-                    checked = self.load(stage, Epoch(*epoch)).map(drop);
-                    if checked.is_err() {
-                        break;
-                    }
-                }
-                if let Err(e) = checked {
-                    *manifest = Err(match e {
-                        StoreError::Damaged { message, .. } => message,
-                        other => other.to_string(),
-                    });
-                }
+            if broken.is_none() {
+                broken = match manifest {
+                    Err(e) => Some(format!(
+                        "the manifest of checkpoint {epoch} does not decode: {e}"
+                    )),
+                    Ok(m) if *epoch > base => self.check_changes(m).err(),
+                    Ok(_) => None,
+                };
+            }
+            if let (Ok(_), Some(why)) = (&manifest, &broken) {
+                *manifest = Err(why.clone());
             }
         }
         Ok(found)
+    }
+
+    /// Whether every change `manifest`'s checkpoint wrote reads back, tagged, as many for
+    /// each stage as the manifest says.
+    fn check_changes(&self, manifest: &Manifest) -> Result<(), String> {
+        let e = manifest.epoch;
+        let mut prefix = vec![b'd'];
+        prefix.extend_from_slice(&e.to_be_bytes());
+        let mut read: BTreeMap<String, u64> = BTreeMap::new();
+        let mut untagged = None;
+        self.scan_with(&prefix, |key, value| {
+            let stage = key.split(|b| *b == 0).next().unwrap_or_default();
+            let stage = String::from_utf8_lossy(stage).into_owned();
+            if !matches!(value.first(), Some(0 | 1)) {
+                untagged.get_or_insert_with(|| stage.clone());
+            }
+            *read.entry(stage).or_default() += 1;
+        })
+        .map_err(reason)?;
+        if let Some(stage) = untagged {
+            return Err(format!("a change of {stage} in epoch {e} has no tag"));
+        }
+        let stages: std::collections::BTreeSet<&String> =
+            manifest.stages.keys().chain(read.keys()).collect();
+        for stage in stages {
+            let written = manifest.stages.get(stage).map_or(0, |s| s.changed_keys);
+            let back = read.get(stage).copied().unwrap_or(0);
+            if written != back {
+                return Err(format!(
+                    "checkpoint {e} wrote {written} change(s) of {stage} but {back} read back"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest checkpoint of a [`survey`](Self::survey) that reads whole.
+    pub fn newest_whole(survey: &[Surveyed]) -> Option<&Manifest> {
+        survey.iter().rev().find_map(|(_, m)| m.as_ref().ok())
     }
 
     /// The checkpoint to resume from. Without `fall_back` it is the last one, and damage to
@@ -255,37 +308,25 @@ impl CheckpointStore {
             return self.latest();
         }
         let survey = self.survey()?;
-        let Some(last) = survey.last().map(|(epoch, _)| *epoch) else {
+        let Some(&(last, _)) = survey.last() else {
             return Ok(None);
         };
-        let whole = survey
-            .into_iter()
-            .rev()
-            .find_map(|(_, manifest)| manifest.ok());
-        match whole {
-            Some(manifest) => {
-                if manifest.epoch < last {
-                    tracing::warn!(
-                        from = last,
-                        to = manifest.epoch,
-                        path = %self.path.display(),
-                        "falling back to an earlier checkpoint"
-                    );
-                    self.discard_after(manifest.epoch)?;
-                }
-                Ok(Some(manifest))
-            }
-            None => Err(self.damaged(format!(
+        let Some(manifest) = Self::newest_whole(&survey).cloned() else {
+            return Err(self.damaged(format!(
                 "none of its {} checkpoint(s) reads whole, so there is nothing to fall back to; to start over, remove the folder and the sinks' output",
-                self.manifests_count()?
-            ))),
+                survey.len()
+            )));
+        };
+        if manifest.epoch < last {
+            tracing::warn!(
+                from = last,
+                to = manifest.epoch,
+                path = %self.path.display(),
+                "falling back to an earlier checkpoint"
+            );
+            self.discard_after(manifest.epoch)?;
         }
-    }
-
-    fn manifests_count(&self) -> Result<usize, StoreError> {
-        let mut n = 0;
-        self.scan_with(b"m", |_, _| n += 1)?;
-        Ok(n)
+        Ok(Some(manifest))
     }
 
     /// Deletes every manifest and change written after `epoch`, in one synced write.
@@ -498,6 +539,15 @@ impl CheckpointStore {
         self.db
             .put(FINGERPRINT, bytes)
             .map_err(|e| self.db_error(e))
+    }
+}
+
+/// What is wrong, for a line of [`CheckpointStore::survey`]: the damage without the folder
+/// and the way out, which the caller says once.
+fn reason(e: StoreError) -> String {
+    match e {
+        StoreError::Damaged { message, .. } => message,
+        other => other.to_string(),
     }
 }
 

@@ -186,13 +186,13 @@ impl PipelineSpec {
             .iter()
             .map(|s| s.spec.build())
             .collect::<Result<Vec<_>>>()?;
+        let open = match self.checkpoint.fall_back {
+            true => CheckpointStore::open_falling_back,
+            false => CheckpointStore::open,
+        };
         let store = match &self.checkpoint.path {
-            Some(path) if self.checkpoint.fall_back => Some(Arc::new(
-                CheckpointStore::open_falling_back(path, self.checkpoint.retain)
-                    .map_err(store_error)?,
-            )),
             Some(path) => Some(Arc::new(
-                CheckpointStore::open(path, self.checkpoint.retain).map_err(store_error)?,
+                open(path, self.checkpoint.retain).map_err(store_error)?,
             )),
             None => None,
         };

@@ -178,6 +178,11 @@ pub struct FileSink {
     committed: Vec<Epoch>,
 }
 
+/// The epoch in the name of an epoch's file, `part-EPOCH-PART.ext` (see `file_name`).
+fn part_epoch(name: &str) -> Option<u64> {
+    name.strip_prefix("part-")?.split('-').next()?.parse().ok()
+}
+
 /// State key of the files pending for an epoch: `p` and the epoch, big-endian. The value is
 /// one line per file: the hidden name in `_tmp`, a tab, the final name.
 /// The state key tag of an epoch's pending files.
@@ -241,9 +246,7 @@ impl FileSink {
             let later = path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_prefix("part-"))
-                .and_then(|n| n.split('-').next())
-                .and_then(|e| e.parse::<u64>().ok())
+                .and_then(part_epoch)
                 .is_some_and(|e| e > epoch.0);
             if later {
                 tracing::warn!(file = %path.display(), "removing output of an epoch after the checkpoint");

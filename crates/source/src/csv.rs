@@ -447,7 +447,7 @@ impl CsvSource {
         // ahead would be 256K slots (tens of MB, and milliseconds, for every file).
         let slots = (ROWS_DECODED_AHEAD / s.batch_size.max(1)).clamp(2, MAX_BATCHES_AHEAD);
         let (send, batches) = sync_channel(slots);
-        let open = OpenFile {
+        let mut open = OpenFile {
             path: path.to_path_buf(),
             batches,
             rows: 0,
@@ -471,7 +471,6 @@ impl CsvSource {
                 return Ok(open);
             }
         };
-        let mut open = open;
         let thread = std::thread::Builder::new()
             .name("weir-csv-decode".into())
             .spawn(move || loop {
