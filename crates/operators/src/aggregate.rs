@@ -1,27 +1,31 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::expr::{AggregateCall, AggregateFunction, Expression};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Decimal128Type, Float64Type, Int32Type, Int64Type};
 use arrow_array::{
     new_null_array, Array, ArrayRef, Decimal128Array, Float64Array, Int64Array, RecordBatch,
+    RecordBatchOptions,
 };
 use arrow_row::{OwnedRow, RowConverter, Rows, SortField};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use serde::Deserialize;
 use weir_core::{
-    ConfigError, Epoch, Error, Operator, OutputMode, Result, StageSnapshot, StateEntries,
+    ddl_type_name, ConfigError, Epoch, Error, Operator, OutputMode, Result, StageSnapshot,
+    StateEntries,
 };
 
 /// The `type = "aggregate"` operator as written in the pipeline file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AggregateConfig {
-    /// Columns to group by, for example `["Shop"]`. Empty means one group for the whole stream.
+    /// What to group by: columns or expressions with an optional alias, for example
+    /// `["Shop"]` or `["lower(Shop) AS shop"]`. Empty means one group for the whole stream.
     #[serde(default)]
     pub group_by: Vec<String>,
-    /// Aggregates such as `"sum(Sale_Count)"`, `"count(*)"`, `"avg(price) as mean_price"`.
-    /// Functions: sum, count, min, max, avg.
+    /// Aggregates over columns or expressions, with an optional alias: `"sum(Sale_Count)"`,
+    /// `"count(*)"`, `"sum(price * qty) AS revenue"`. Functions: sum, count, min, max, avg.
     pub aggregates: Vec<String>,
 }
 
@@ -34,14 +38,31 @@ enum Function {
     Avg,
 }
 
-const FUNCTIONS: &str = "sum(c), count(*), count(c), min(c), max(c), avg(c)";
+impl From<AggregateFunction> for Function {
+    fn from(function: AggregateFunction) -> Self {
+        match function {
+            AggregateFunction::Sum => Function::Sum,
+            AggregateFunction::Count => Function::Count,
+            AggregateFunction::Min => Function::Min,
+            AggregateFunction::Max => Function::Max,
+            AggregateFunction::Avg => Function::Avg,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 struct AggregateSpec {
     function: Function,
-    /// Input column index; `None` for `count(*)`.
+    /// Column index in the batch the accumulators read; `None` for `count(*)`.
     column: Option<usize>,
     output: Field,
+}
+
+/// A group key or an aggregate's argument, and the type its accumulator reads it as.
+#[derive(Debug, Clone)]
+struct Input {
+    expr: Expression,
+    cast: Option<DataType>,
 }
 
 /// A validated [`AggregateConfig`], bound to its input schema.
@@ -50,44 +71,43 @@ pub struct AggregateSettings {
     keys: Vec<usize>,
     specs: Vec<AggregateSpec>,
     output: SchemaRef,
+    /// The keys and arguments, computed from each input batch before grouping. `None` when
+    /// every one is a bare input column (the notebook's job): then keys and specs index the
+    /// input batch itself and nothing is computed.
+    projection: Option<(Vec<Input>, SchemaRef)>,
+    describe: String,
 }
 
 impl AggregateConfig {
     /// Checks the config against the input schema and reports every problem, with keys
     /// relative to the operator.
-    pub fn validate(&self, input: &Schema) -> Result<AggregateSettings, Vec<ConfigError>> {
+    pub fn validate(&self, input: &SchemaRef) -> Result<AggregateSettings, Vec<ConfigError>> {
         let mut errors = Vec::new();
-        let columns = || {
-            input
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let mut inputs: Vec<Input> = Vec::new();
         let mut keys = Vec::new();
         let mut fields = Vec::new();
-        for (i, name) in self.group_by.iter().enumerate() {
-            match input.index_of(name) {
-                Ok(index) => {
-                    keys.push(index);
-                    fields.push(input.field(index).clone());
+        for (i, text) in self.group_by.iter().enumerate() {
+            match Expression::plan(text, input) {
+                Ok(expr) => {
+                    keys.push(inputs.len());
+                    fields.push(expr.field().as_ref().clone());
+                    inputs.push(Input { expr, cast: None });
                 }
-                Err(_) => errors.push(ConfigError::new(
-                    format!("group_by[{i}]"),
-                    format!("unknown column \"{name}\" (the input has {})", columns()),
-                )),
+                Err(e) => errors.push(ConfigError::new(format!("group_by[{i}]"), e.message)),
             }
         }
         if self.aggregates.is_empty() {
             errors.push(ConfigError::new(
                 "aggregates",
-                format!("needs at least one aggregate ({FUNCTIONS})"),
+                "needs at least one aggregate (sum(x), count(*), count(x), min(x), max(x), avg(x))",
             ));
         }
         let mut specs = Vec::new();
         for (i, text) in self.aggregates.iter().enumerate() {
-            match parse_aggregate(text, input) {
+            let spec = AggregateCall::plan(text, input)
+                .map_err(|e| e.message)
+                .and_then(|call| spec_for(call, &mut inputs));
+            match spec {
                 Ok(spec) => {
                     fields.push(spec.output.clone());
                     specs.push(spec);
@@ -97,7 +117,7 @@ impl AggregateConfig {
         }
         let mut names = std::collections::HashSet::new();
         for field in &fields {
-            if !names.insert(field.name().clone()) {
+            if !names.insert(field.name().to_lowercase()) {
                 errors.push(ConfigError::new(
                     "aggregates",
                     format!(
@@ -110,112 +130,127 @@ impl AggregateConfig {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let bare: Option<Vec<usize>> = inputs
+            .iter()
+            .map(|i| i.expr.column().filter(|_| i.cast.is_none()))
+            .collect();
+        let projection = match bare {
+            Some(columns) => {
+                keys = keys.iter().map(|&k| columns[k]).collect();
+                for spec in &mut specs {
+                    spec.column = spec.column.map(|c| columns[c]);
+                }
+                None
+            }
+            None => {
+                let schema = Schema::new(
+                    inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, input)| {
+                            let data_type = input
+                                .cast
+                                .clone()
+                                .unwrap_or_else(|| input.expr.field().data_type().clone());
+                            Field::new(format!("#{i}"), data_type, true)
+                        })
+                        .collect::<Vec<_>>(),
+                );
+                Some((inputs, Arc::new(schema)))
+            }
+        };
         Ok(AggregateSettings {
             keys,
             specs,
             output: Arc::new(Schema::new(fields)),
+            projection,
+            describe: format!(
+                "group_by [{}]: {}",
+                self.group_by.join(", "),
+                self.aggregates.join(", ")
+            ),
         })
     }
 }
 
-/// Parses `func(column)` with an optional `as alias`.
-fn parse_aggregate(text: &str, input: &Schema) -> Result<AggregateSpec, String> {
-    let expected = || {
-        format!("\"{text}\" is not an aggregate (expected one of {FUNCTIONS}, optionally followed by `as name`)")
-    };
-    let (call, alias) = split_alias(text.trim());
-    let open = call.find('(').ok_or_else(expected)?;
-    let inner = call[open + 1..]
-        .strip_suffix(')')
-        .ok_or_else(expected)?
-        .trim();
-    let function = match call[..open].trim().to_ascii_lowercase().as_str() {
-        "sum" => Function::Sum,
-        "count" => Function::Count,
-        "min" => Function::Min,
-        "max" => Function::Max,
-        "avg" | "mean" => Function::Avg,
-        other => {
-            return Err(format!(
-                "unknown function \"{other}\" in \"{text}\" (expected one of {FUNCTIONS})"
-            ))
-        }
-    };
-    let function_name = call[..open].trim().to_ascii_lowercase();
-    if inner == "*" || inner == "1" {
-        if function != Function::Count {
-            return Err(format!("\"{text}\": only count takes `*`"));
-        }
-        let name = alias.unwrap_or_else(|| "count(1)".into());
+/// The accumulator for `call`; its argument becomes one of `inputs`. The result types are
+/// Spark's: sums widen so that they do not overflow early.
+fn spec_for(call: AggregateCall, inputs: &mut Vec<Input>) -> Result<AggregateSpec, String> {
+    let function = Function::from(call.function);
+    let Some(argument) = call.argument else {
         return Ok(AggregateSpec {
             function,
             column: None,
-            output: Field::new(name, DataType::Int64, false),
+            output: Field::new(call.name, DataType::Int64, false),
         });
-    }
-    let column_name = inner.trim_matches('`');
-    let column = input.index_of(column_name).map_err(|_| {
-        let names: Vec<_> = input.fields().iter().map(|f| f.name().as_str()).collect();
-        format!(
-            "unknown column \"{column_name}\" in \"{text}\" (the input has {})",
-            names.join(", ")
-        )
-    })?;
-    let data_type = input.field(column).data_type();
+    };
+    let written = argument.name().to_string();
+    let data_type = argument.field().data_type().clone();
+    // The accumulators read INT, BIGINT, DOUBLE and DECIMAL; narrower numbers widen first.
+    let cast = match &data_type {
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 | DataType::UInt16 => {
+            Some(DataType::Int32)
+        }
+        DataType::UInt32 | DataType::UInt64 => Some(DataType::Int64),
+        DataType::Float16 | DataType::Float32 => Some(DataType::Float64),
+        _ => None,
+    };
+    let data_type = cast.clone().unwrap_or(data_type);
     let numeric = matches!(
         data_type,
         DataType::Int32 | DataType::Int64 | DataType::Float64 | DataType::Decimal128(..)
     );
+    let function_name = match function {
+        Function::Sum => "sum",
+        Function::Avg => "avg",
+        _ => "",
+    };
     let out_type = match function {
         Function::Count => DataType::Int64,
         Function::Min | Function::Max => data_type.clone(),
         Function::Sum | Function::Avg if !numeric => {
             return Err(format!(
-            "{function_name}({column_name}) needs a numeric column, but \"{column_name}\" is {}",
-            type_name(data_type)
-        ))
+                "{function_name}({written}) needs a numeric column, but \"{written}\" is {}",
+                ddl_type_name(&data_type)
+            ))
         }
-        // Spark's result types: sums widen so that they do not overflow early.
         Function::Sum => match data_type {
             DataType::Float64 => DataType::Float64,
-            DataType::Decimal128(p, s) => DataType::Decimal128((*p + 10).min(38), *s),
+            DataType::Decimal128(p, s) => DataType::Decimal128((p + 10).min(38), s),
             _ => DataType::Int64,
         },
         Function::Avg => match data_type {
-            DataType::Decimal128(p, s) => DataType::Decimal128((*p + 4).min(38), (*s + 4).min(38)),
+            DataType::Decimal128(p, s) => DataType::Decimal128((p + 4).min(38), (s + 4).min(38)),
             _ => DataType::Float64,
         },
     };
-    let name = alias.unwrap_or_else(|| format!("{function_name}({column_name})"));
+    if matches!(function, Function::Min | Function::Max)
+        && RowConverter::new(vec![SortField::new(out_type.clone())]).is_err()
+    {
+        return Err(format!(
+            "min/max of \"{written}\" ({}) is not supported",
+            ddl_type_name(&data_type)
+        ));
+    }
+    let column = inputs.len();
+    inputs.push(Input {
+        expr: argument,
+        cast,
+    });
     Ok(AggregateSpec {
         function,
         column: Some(column),
-        output: Field::new(name, out_type, function != Function::Count),
+        output: Field::new(call.name, out_type, function != Function::Count),
     })
 }
 
-fn split_alias(text: &str) -> (&str, Option<String>) {
-    let lower = text.to_ascii_lowercase();
-    match lower.rfind(" as ") {
-        Some(at) if lower[..at].trim_end().ends_with(')') => (
-            text[..at].trim(),
-            Some(text[at + 4..].trim().trim_matches('`').to_string()),
-        ),
-        _ => (text, None),
-    }
-}
-
-fn type_name(data_type: &DataType) -> String {
-    match data_type {
-        DataType::Utf8 => "STRING".into(),
-        DataType::Boolean => "BOOLEAN".into(),
-        DataType::Date32 => "DATE".into(),
-        DataType::Timestamp(..) => "TIMESTAMP".into(),
-        other => other.to_string(),
-    }
-}
-
 impl AggregateSettings {
+    /// `group_by [keys]: aggregates`, as `weir graph` shows it and the checkpoint's
+    /// fingerprint records it.
+    pub fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
     /// The schema of what the aggregate emits: the group keys, then one column per aggregate.
     pub fn output_schema(&self) -> SchemaRef {
         self.output.clone()
@@ -798,6 +833,26 @@ impl Aggregate {
     }
 }
 
+/// The keys and arguments of every row of `batch`, as the accumulators read them.
+fn project(inputs: &[Input], schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch> {
+    let columns = inputs
+        .iter()
+        .map(|input| {
+            let array = input
+                .expr
+                .evaluate(batch)
+                .map_err(|e| Error::Input(e.to_string()))?;
+            match &input.cast {
+                None => Ok(array),
+                Some(to) => arrow_cast::cast(&array, to).map_err(|e| Error::arrow("aggregate", e)),
+            }
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    RecordBatch::try_new_with_options(schema.clone(), columns, &options)
+        .map_err(|e| Error::arrow("aggregate", e))
+}
+
 impl Operator for Aggregate {
     fn output_schema(&self) -> SchemaRef {
         self.settings.output.clone()
@@ -805,6 +860,10 @@ impl Operator for Aggregate {
 
     fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
         let context = |e| Error::arrow("aggregate", e);
+        let batch = match &self.settings.projection {
+            None => batch,
+            Some((inputs, schema)) => project(inputs, schema, &batch)?,
+        };
         self.assign_groups(&batch).map_err(context)?;
         for state in &mut self.states {
             state.fold(&batch, &self.group_ids).map_err(context)?;
@@ -1077,6 +1136,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "expressions")]
     fn validation_lists_columns_and_refuses_sums_of_strings() {
         let schema = parse_ddl("File STRING, Shop STRING, Sale_Count INT").unwrap();
         let config = AggregateConfig {
@@ -1090,17 +1150,58 @@ mod tests {
         let errors = config.validate(&schema).unwrap_err();
         let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         assert_eq!(errors.len(), 4, "{text:?}");
-        assert!(
-            text[0].starts_with(
-                "group_by[0]: unknown column \"Shopp\" (the input has File, Shop, Sale_Count)"
-            ),
-            "{text:?}"
+        assert_eq!(
+            text[0],
+            "group_by[0]: unknown column \"Shopp\" in \"Shopp\" (the input has File, Shop, Sale_Count; did you mean \"Shop\"?)"
         );
         assert!(
             text[1].contains("sum(Shop) needs a numeric column, but \"Shop\" is STRING"),
             "{text:?}"
         );
-        assert!(text[2].contains("unknown function \"median\""), "{text:?}");
+        assert!(
+            text[2].contains("unknown aggregate function \"median\""),
+            "{text:?}"
+        );
         assert!(text[3].contains("unknown column \"Nope\""), "{text:?}");
+    }
+
+    #[test]
+    #[cfg(feature = "expressions")]
+    fn groups_and_sums_expressions() {
+        let schema = parse_ddl("File STRING, Shop STRING, Sale_Count INT").unwrap();
+        let config = AggregateConfig {
+            group_by: vec!["lower(shop) AS shop".into()],
+            aggregates: vec![
+                "sum(Sale_Count * 2)".into(),
+                "count(*) AS n".into(),
+                "avg(CAST(sale_count AS DOUBLE))".into(),
+            ],
+        };
+        let settings = config.validate(&schema).unwrap();
+        let names: Vec<_> = settings
+            .output_schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "shop",
+                "sum((Sale_Count * 2))",
+                "n",
+                "avg(CAST(Sale_Count AS DOUBLE))"
+            ]
+        );
+        let mut agg = settings.build().unwrap();
+        agg.process(batch(
+            &schema,
+            &[Some("A"), Some("a"), Some("B"), None],
+            &[Some(1), Some(4), None, Some(7)],
+        ))
+        .unwrap();
+        let mut table = rows(&agg.emit(OutputMode::Complete).unwrap().unwrap());
+        table.sort();
+        assert_eq!(table, ["a|10|2|2.5", "b|null|1|null", "null|14|1|7"]);
     }
 }

@@ -1,9 +1,14 @@
 //! `weir-operators`: Weir's operators.
 //!
 //! [`AggregateConfig`] is the `type = "aggregate"` operator: `groupBy(...).agg(...)` with
-//! `sum`, `count`, `min`, `max` and `avg`, named as Spark names them. Validating it against its
-//! input schema gives an [`AggregateSettings`], whose `build()` gives the running [`Aggregate`],
-//! an implementation of [`weir_core::Operator`].
+//! `sum`, `count`, `min`, `max` and `avg` over columns or expressions, named as Spark names
+//! them. Validating it against its input schema gives an [`AggregateSettings`], whose
+//! `build()` gives the running [`Aggregate`], an implementation of [`weir_core::Operator`].
+//! [`FilterConfig`] (`type = "filter"`), [`SelectConfig`] (`type = "select"`) and
+//! [`SqlConfig`] (`type = "sql"`, planned into those three) follow the same pattern. Every
+//! expression is planned and evaluated by `weir-expr`. The `expressions` feature (on by
+//! default) brings those three and expressions in aggregates; without it, aggregates take
+//! plain column names and nothing links DataFusion.
 //!
 //! ```
 //! use weir_core::{parse_ddl, OutputMode, Operator};
@@ -22,5 +27,28 @@
 //! ```
 
 mod aggregate;
+#[cfg(not(feature = "expressions"))]
+mod columns;
+#[cfg(feature = "expressions")]
+mod filter;
+#[cfg(feature = "expressions")]
+mod select;
+#[cfg(feature = "expressions")]
+mod sql;
+
+/// What the aggregate plans its keys and arguments with: DataFusion's expressions, or plain
+/// columns in a build without the `expressions` feature.
+mod expr {
+    #[cfg(not(feature = "expressions"))]
+    pub(crate) use crate::columns::{AggregateCall, AggregateFunction, Expression};
+    #[cfg(feature = "expressions")]
+    pub(crate) use weir_expr::{AggregateCall, AggregateFunction, Expression};
+}
 
 pub use aggregate::{Aggregate, AggregateConfig, AggregateSettings};
+#[cfg(feature = "expressions")]
+pub use filter::{Filter, FilterConfig, FilterSettings};
+#[cfg(feature = "expressions")]
+pub use select::{Select, SelectConfig, SelectSettings};
+#[cfg(feature = "expressions")]
+pub use sql::{SqlConfig, SqlOperator, SqlSettings};

@@ -46,6 +46,35 @@ impl Component {
     pub fn output_mode(self, mode: OutputMode) -> Self {
         self.set("output_mode", mode.as_str())
     }
+
+    /// A `filter` operator reading `input`: the rows where `condition` is true.
+    pub fn filter(input: &str, condition: &str) -> Self {
+        Component::new("filter")
+            .input(input)
+            .set("condition", condition)
+    }
+
+    /// A `select` operator reading `input`: one output column per expression
+    /// (`"upper(Shop) AS shop"`), `"*"` for every input column.
+    pub fn select(input: &str, columns: &[&str]) -> Self {
+        Component::new("select")
+            .input(input)
+            .set("columns", columns.to_vec())
+    }
+
+    /// An `aggregate` operator reading `input`, grouped by `group_by` (columns or
+    /// expressions) and computing `aggregates` (`"sum(price * qty) AS revenue"`).
+    pub fn aggregate(input: &str, group_by: &[&str], aggregates: &[&str]) -> Self {
+        Component::new("aggregate")
+            .input(input)
+            .set("group_by", group_by.to_vec())
+            .set("aggregates", aggregates.to_vec())
+    }
+
+    /// A `sql` operator: `query` reads the source or operator its `FROM` names.
+    pub fn sql(query: &str) -> Self {
+        Component::new("sql").set("query", query)
+    }
 }
 
 /// Builds a pipeline in code. Everything goes through the same validation as a pipeline

@@ -8,7 +8,9 @@ use actix::Recipient;
 use arrow_schema::SchemaRef;
 use serde::de::DeserializeOwned;
 use weir_core::{ConfigError, Operator, OutputMode, Result, Sink, Source};
-use weir_operators::{AggregateConfig, AggregateSettings};
+use weir_operators::AggregateConfig;
+#[cfg(feature = "expressions")]
+use weir_operators::{FilterConfig, SelectConfig, SqlConfig};
 use weir_sink::{ConsoleSinkConfig, FileFormat, FileSinkConfig, FileSinkSettings};
 use weir_source::{CsvSourceConfig, CsvSourceSettings};
 
@@ -286,13 +288,53 @@ impl Default for Registry {
         });
         registry.register_operator("aggregate", |table, input| {
             table.validate(|config: AggregateConfig| {
-                let describe = format!(
-                    "group_by [{}]: {}",
-                    config.group_by.join(", "),
-                    config.aggregates.join(", ")
-                );
                 let settings = config.validate(input)?;
-                Ok(Box::new(AggregateSpec { describe, settings }) as Box<dyn OperatorSpec>)
+                Ok(BuiltIn::boxed(
+                    settings.describe(),
+                    true,
+                    settings.output_schema(),
+                    settings,
+                    |s| Ok(Box::new(s.build()?)),
+                ))
+            })
+        });
+        #[cfg(feature = "expressions")]
+        registry.register_operator("filter", |table, input| {
+            table.validate(|config: FilterConfig| {
+                let settings = config.validate(input)?;
+                Ok(BuiltIn::boxed(
+                    format!("where {}", settings.condition()),
+                    false,
+                    settings.output_schema(),
+                    settings,
+                    |s| Ok(Box::new(s.build())),
+                ))
+            })
+        });
+        #[cfg(feature = "expressions")]
+        registry.register_operator("select", |table, input| {
+            table.validate(|config: SelectConfig| {
+                let settings = config.validate(input)?;
+                Ok(BuiltIn::boxed(
+                    format!("[{}]", settings.columns().join(", ")),
+                    false,
+                    settings.output_schema(),
+                    settings,
+                    |s| Ok(Box::new(s.build())),
+                ))
+            })
+        });
+        #[cfg(feature = "expressions")]
+        registry.register_operator("sql", |table, input| {
+            table.validate(|config: SqlConfig| {
+                let settings = config.validate(input)?;
+                Ok(BuiltIn::boxed(
+                    settings.describe(),
+                    settings.is_aggregate(),
+                    settings.output_schema(),
+                    settings,
+                    |s| Ok(Box::new(s.build()?)),
+                ))
             })
         });
         registry.set_console_output(|| Box::new(std::io::stdout()));
@@ -333,23 +375,46 @@ impl SourceSpec for CsvSourceSettings {
     }
 }
 
-struct AggregateSpec {
+/// A built-in operator's validated settings, with what `weir graph` and the fingerprint say
+/// of it.
+struct BuiltIn<S> {
     describe: String,
-    settings: AggregateSettings,
+    aggregate: bool,
+    schema: SchemaRef,
+    settings: S,
+    build: fn(&S) -> Result<Box<dyn Operator>>,
 }
 
-impl OperatorSpec for AggregateSpec {
+impl<S: Send + Sync + 'static> BuiltIn<S> {
+    fn boxed(
+        describe: String,
+        aggregate: bool,
+        schema: SchemaRef,
+        settings: S,
+        build: fn(&S) -> Result<Box<dyn Operator>>,
+    ) -> Box<dyn OperatorSpec> {
+        Box::new(BuiltIn {
+            describe,
+            aggregate,
+            schema,
+            settings,
+            build,
+        })
+    }
+}
+
+impl<S: Send + Sync> OperatorSpec for BuiltIn<S> {
     fn output_schema(&self) -> SchemaRef {
-        self.settings.output_schema()
+        self.schema.clone()
     }
     fn is_aggregate(&self) -> bool {
-        true
+        self.aggregate
     }
     fn describe(&self) -> String {
         self.describe.clone()
     }
     fn build(&self) -> Result<Box<dyn Operator>> {
-        Ok(Box::new(self.settings.build()?))
+        (self.build)(&self.settings)
     }
 }
 

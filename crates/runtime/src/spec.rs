@@ -501,7 +501,10 @@ impl<'a> Validator<'a> {
                     None
                 }
             };
-            let inputs = if has_input {
+            let from_query = sql_input(type_name.as_deref(), &table, &key, &mut self.errors);
+            let inputs = if let Some(inputs) = from_query {
+                inputs
+            } else if has_input {
                 match table.remove("input") {
                     None => {
                         self.error(
@@ -1033,4 +1036,36 @@ impl Graph {
         }
         Ok(order)
     }
+}
+
+/// A sql operator names its input in its query's FROM; `input` may say it too. `None` for
+/// every other component, or when `input` is given.
+#[cfg(feature = "expressions")]
+fn sql_input(
+    type_name: Option<&str>,
+    table: &config::Map<String, Value>,
+    key: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Vec<String>> {
+    if type_name != Some("sql") || table.contains_key("input") {
+        return None;
+    }
+    let query = table.get("query")?.clone().into_string().ok()?;
+    match weir_operators::SqlConfig::input_of(&query) {
+        Ok(input) => Some(vec![input]),
+        Err(message) => {
+            errors.push(ConfigError::new(format!("{key}.query"), message));
+            Some(Vec::new())
+        }
+    }
+}
+
+#[cfg(not(feature = "expressions"))]
+fn sql_input(
+    _type_name: Option<&str>,
+    _table: &config::Map<String, Value>,
+    _key: &str,
+    _errors: &mut Vec<ConfigError>,
+) -> Option<Vec<String>> {
+    None
 }
