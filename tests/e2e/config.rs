@@ -86,7 +86,7 @@ fn schema_columns_are_checked_against_the_aggregate() {
     );
     let (code, _, err) = validate(&ws, &text, &[]);
     assert_eq!(code, Some(2));
-    assert!(err.contains("operators.by_shop.group_by[0]: unknown column \"Shopp\" (the input has File, Shop, Sale_Count)"), "{err}");
+    assert!(err.contains("operators.by_shop.group_by[0]: unknown column \"Shopp\" in \"Shopp\" (the input has File, Shop, Sale_Count; did you mean \"Shop\"?)"), "{err}");
     assert!(err.contains("operators.by_shop.aggregates[0]: sum(Shop) needs a numeric column, but \"Shop\" is STRING"), "{err}");
 }
 

@@ -5,6 +5,7 @@
 mod common;
 mod config;
 mod crash;
+mod expressions;
 mod golden;
 mod input;
 mod malformed;
