@@ -12,6 +12,8 @@ Workloads (bench/README.md says more):
   W4  W1 with 1,000,000 distinct keys under the continuous trigger, checkpoints every 100 ms
       against checkpoints off; then the time a restart takes to load that state
   W5  start-up: one small file, from process start to exit
+  W6  expressions: filter (about half the rows), a derived column, group by an expression
+      with sum over an expression, complete mode; DuckDB runs the same SQL
 
 Every weir run is a real `weir run` process; its peak memory is the child's max RSS from
 wait4(2). DuckDB runs in a child process too (threads = cores), timed around its query
@@ -187,6 +189,55 @@ def w2(weir, data, work, rows, threads, max_files=4):
     return versus(weir_run, sql, threads)
 
 
+EXPRESSIONS = """
+[operators.big]
+type = "filter"
+input = "sales"
+condition = "Sale_Count > 500"
+
+[operators.scored]
+type = "select"
+input = "big"
+columns = ["lower(Shop) AS shop", "Sale_Count * 3 + 1 AS score"]
+
+[operators.by_shop]
+type = "aggregate"
+input = "scored"
+group_by = ["shop"]
+aggregates = ["sum(score) AS total", "count(*) AS n"]
+
+[sinks.sums]
+type = "csv"
+input = "by_shop"
+path = "{work}/sums"
+output_mode = "complete"
+"""
+
+W6_SQL = ("SELECT lower(Shop) AS shop, sum(Sale_Count * 3 + 1) AS total, count(*) AS n "
+          "FROM {input} WHERE Sale_Count > 500 GROUP BY lower(Shop)")
+
+
+def w6(weir, data, work, threads):
+    """Filter, derived column, group by an expression: the same query in Weir and DuckDB,
+    and Weir's answer checked against DuckDB's."""
+    import duckdb
+
+    expected = {shop: (total, n) for shop, total, n in duckdb.sql(W6_SQL.format(input=read_csv_sql(data + "/in"))).fetchall()}
+
+    def weir_run():
+        w = fresh(work)
+        toml = pipeline(w, f"{data}/in", EXPRESSIONS.format(work=w))
+        seconds, rss, _, _ = timed([weir, "run", toml, "--quiet"])
+        with open(f"{w}/sums/result.csv") as f:
+            rows = list(csv.reader(f))[1:]
+        got = {shop: (int(total), int(n)) for shop, total, n in rows}
+        assert got == expected, "W6: weir's result differs from DuckDB's"
+        return seconds, rss
+
+    sql = f"COPY ({W6_SQL.format(input=read_csv_sql(data + '/in'))}) TO '{work}/duck.csv'"
+    return versus(weir_run, sql, threads)
+
+
 def versus_row(label, r, rows):
     """A table row of weir against DuckDB over `rows` rows."""
     return (f"| {label} | {r['weir_s']:.2f} s ({rows / r['weir_s'] / 1e6:.2f} M rows/s) | "
@@ -313,7 +364,7 @@ def main():
     parser.add_argument("--data", default=os.path.join(HERE, "data"))
     parser.add_argument("--work", default=os.path.join(HERE, "work"))
     parser.add_argument("--w3-files", type=int, default=40)
-    parser.add_argument("--only", default="W1,W2,W3,W4,W5")
+    parser.add_argument("--only", default="W1,W2,W3,W4,W5,W6")
     parser.add_argument("--results", default=os.path.join(HERE, "results.md"))
     args = parser.parse_args()
     weir = os.path.abspath(args.weir)
@@ -334,7 +385,7 @@ def main():
     say(f"# Weir benchmark results\n")
     say(f"Machine: {platform.machine()}, {threads} cores, {platform.platform()}. Input: {args.files} files x "
         f"{args.rows:,} rows = {rows:,} rows. Command: `python3 bench/run.py --weir {args.weir} --files {args.files} --rows {args.rows}`.\n")
-    say("Each W1 and W2 figure is the median of 3 runs.\n")
+    say("Each W1, W2 and W6 figure is the median of 3 runs.\n")
     say("| workload | weir | DuckDB | weir / DuckDB (rows/s) | weir peak RSS | DuckDB peak RSS |")
     say("|---|---:|---:|---:|---:|---:|")
     if "W1" in only:
@@ -349,6 +400,9 @@ def main():
         folder = data("zipf", files=many_files, rows_per_file=many_rows)
         r = w2(weir, folder, f"{args.work}/w2", many_files * many_rows, threads, max_files=40)
         say(versus_row(f"W2, the same rows in {many_files} files (40 an epoch)", r, many_files * many_rows))
+    if "W6" in only:
+        r = w6(weir, data("zipf"), f"{args.work}/w6", threads)
+        say(versus_row("W6 filter, derived column, group by lower(Shop), sum of an expression", r, rows))
     say()
     if "W3" in only:
         r = w3(weir, data("zipf"), f"{args.work}/w3", args.w3_files)
