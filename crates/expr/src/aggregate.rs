@@ -55,9 +55,11 @@ impl AggregateCall {
             "min" => AggregateFunction::Min,
             "max" => AggregateFunction::Max,
             "avg" | "mean" => AggregateFunction::Avg,
-            other => return Err(ExprError::new(format!(
+            other => {
+                return Err(ExprError::new(format!(
                 "unknown aggregate function \"{other}\" in \"{text}\" (expected one of {EXPECTED})"
-            ))),
+            )))
+            }
         };
         if call.over.is_some() {
             return Err(ExprError::new(format!(

@@ -5,7 +5,7 @@
 //! its columns as Spark does (case-insensitively, keeping the schema's spelling), plans it
 //! with DataFusion's SQL front end and type coercion, and gives something that
 //! [`Expression::evaluate`]s a batch. [`AggregateCall::plan`] does the same for an aggregate
-//! (`"sum(price * qty) AS revenue"`), and [`QueryPlan::parse`] turns a `SELECT` over one
+//! (`"sum(price * qty) AS revenue"`), and [`QueryPlan::plan`] turns a `SELECT` over one
 //! input into the filter, aggregate and select stages Weir runs.
 //!
 //! ```

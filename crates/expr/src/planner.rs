@@ -9,7 +9,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use datafusion_common::config::ConfigOptions;
 use datafusion_common::tree_node::{Transformed, TreeNode};
-use datafusion_common::{plan_err, DFSchema, DataFusionError, TableReference};
+use datafusion_common::{plan_err, DFSchema, DataFusionError, ScalarValue, TableReference};
 use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::planner::{ContextProvider, ExprPlanner, TypePlanner};
@@ -28,7 +28,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
 use crate::ast::{prepare, spark_name};
-use crate::spark::SparkDivide;
+use crate::spark::{ArithmeticOp, SparkArithmetic, SparkDivide};
 use weir_core::{ddl_type_name as type_name, UTC};
 
 use crate::{EvalError, ExprError};
@@ -171,6 +171,9 @@ pub(crate) fn parse_error(text: &str, error: &str) -> ExprError {
                 .and_then(|(_, c)| c.trim().parse::<usize>().ok());
             (reason, column)
         }
+        // At the end of the input sqlparser names no place: it is just past the last
+        // character.
+        None if error.contains("found: EOF") => (error, Some(text.chars().count() + 1)),
         None => (error, None),
     };
     let reason = reason.replace("found: EOF", "found the end of the expression");
@@ -205,9 +208,11 @@ pub(crate) fn plan_ast(
     let planner = SqlToRel::new_with_options(context, options);
     let planned = planner
         .sql_to_expr(expr, &df_schema, &mut PlannerContext::new())
+        .and_then(spark_literals)
         .and_then(|e| spark_division(e, &df_schema))
         .and_then(|e| e.rewrite(&mut TypeCoercionRewriter::new(&df_schema)))
         .map(|t| t.data)
+        .and_then(|e| checked_arithmetic(e, &df_schema))
         // Some of DataFusion's functions (coalesce, nvl) exist only in simplified form.
         .and_then(|e| {
             let context = SimplifyContext::builder()
@@ -296,6 +301,47 @@ fn spark_division(expr: Expr, schema: &DFSchema) -> datafusion_common::Result<Ex
         }
         let call = divide.call(vec![left.as_ref().clone(), right.as_ref().clone()]);
         Ok(Transformed::yes(call))
+    })
+    .map(|t| t.data)
+}
+
+/// Spark's integer literals are INT when they fit, BIGINT otherwise; DataFusion's are all
+/// BIGINT, which would make `Sale_Count * 2` a BIGINT where Spark keeps INT.
+fn spark_literals(expr: Expr) -> datafusion_common::Result<Expr> {
+    expr.transform_up(|e| match e {
+        Expr::Literal(ScalarValue::Int64(Some(v)), metadata) if i32::try_from(v).is_ok() => {
+            let v = v as i32;
+            Ok(Transformed::yes(Expr::Literal(
+                ScalarValue::Int32(Some(v)),
+                metadata,
+            )))
+        }
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+}
+
+/// Integer `+`, `-` and `*` become [`SparkArithmetic`], which refuses an overflow. After
+/// coercion both sides have the one integer type.
+fn checked_arithmetic(expr: Expr, schema: &DFSchema) -> datafusion_common::Result<Expr> {
+    expr.transform_up(|e| {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = &e else {
+            return Ok(Transformed::no(e));
+        };
+        let op = match op {
+            Operator::Plus => ArithmeticOp::Add,
+            Operator::Minus => ArithmeticOp::Subtract,
+            Operator::Multiply => ArithmeticOp::Multiply,
+            _ => return Ok(Transformed::no(e)),
+        };
+        let integer = |side: &Expr| side.get_type(schema).map(|t| t.is_integer());
+        if !(integer(left)? && integer(right)?) {
+            return Ok(Transformed::no(e));
+        }
+        let udf = ScalarUDF::new_from_impl(SparkArithmetic::new(op));
+        Ok(Transformed::yes(
+            udf.call(vec![left.as_ref().clone(), right.as_ref().clone()]),
+        ))
     })
     .map(|t| t.data)
 }

@@ -73,7 +73,7 @@ fn evaluates_with_sql_null_rules() {
     );
     assert_eq!(
         eval("Sale_Count > 0 OR price > 0"),
-        ["true", "null", "false"]
+        ["true", "null", "null"]
     );
     assert_eq!(eval("NOT (Sale_Count > 0)"), ["false", "true", "null"]);
     assert_eq!(eval("coalesce(Shop, 'none')"), ["Shop_01", "none", "b"]);
@@ -101,11 +101,11 @@ fn division_is_fractional_and_a_zero_divisor_is_an_error() {
     assert_eq!(half.field().data_type(), &DataType::Float64);
     assert_eq!(
         values(&half.evaluate(&batch()).unwrap()),
-        ["3.5", "0", "null"]
+        ["3.5", "0.0", "null"]
     );
-    let by_zero = Expression::plan("price / Sale_Count", &schema()).unwrap();
+    let by_zero = Expression::plan("price / (Sale_Count - 7)", &schema()).unwrap();
     let error = by_zero.evaluate(&batch()).unwrap_err();
-    assert_eq!(error.expression, "price / Sale_Count");
+    assert_eq!(error.expression, "price / (Sale_Count - 7)");
     assert!(error.to_string().contains("division by zero"), "{error}");
     assert_eq!(
         eval("price / nullif(Sale_Count, 0)"),
@@ -221,4 +221,23 @@ fn sql_names_its_input_and_refuses_joins() {
     assert_eq!(plan.select.unwrap(), ["Shop", "Sale_Count * 2 AS \"d\""]);
     let join = QueryPlan::input_of("SELECT * FROM a, b").unwrap_err();
     assert!(join.message.contains("implicit join"), "{join}");
+}
+
+#[test]
+fn integer_literals_are_int_and_an_overflow_is_an_error() {
+    let doubled = Expression::plan("Sale_Count * 2", &schema()).unwrap();
+    assert_eq!(doubled.field().data_type(), &DataType::Int32);
+    let big = Expression::plan("Sale_Count * 1000000000", &schema()).unwrap();
+    let error = big.evaluate(&batch()).unwrap_err().to_string();
+    assert!(error.contains("overflow"), "{error}");
+    let wide = Expression::plan("CAST(Sale_Count AS BIGINT) * 1000000000", &schema()).unwrap();
+    assert_eq!(wide.field().data_type(), &DataType::Int64);
+    assert_eq!(
+        values(&wide.evaluate(&batch()).unwrap()),
+        ["7000000000", "0", "null"]
+    );
+    assert_eq!(
+        eval("Sale_Count * 3000000000"),
+        ["21000000000", "0", "null"]
+    );
 }

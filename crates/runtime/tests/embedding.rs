@@ -208,3 +208,43 @@ fn a_channel_nobody_registered_is_an_error_that_says_what_is_registered() {
         assert!(errors.contains("expected one of \"dashboard\""), "{errors}");
     });
 }
+
+#[test]
+fn code_built_pipelines_filter_and_derive_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(&dir.path().join("in"), "a.csv", &[1, 2, 3]);
+    write_file(&dir.path().join("in"), "b.csv", &[4]);
+    let system = System::new();
+    system.block_on(async {
+        let collector = Collector::default().start();
+        let spec = PipelineBuilder::new("derived")
+            .set("trigger.available_now", true)
+            .source(
+                "sales",
+                Component::new("csv")
+                    .set("path", dir.path().join("in").display().to_string())
+                    .set("schema", "File STRING, Shop STRING, Sale_Count INT")
+                    .set("header", true)
+                    .set("sep", ";")
+                    .set("max_files_per_trigger", 1),
+            )
+            .operator("odd", Component::filter("sales", "sale_count % 2 = 1"))
+            .operator(
+                "tens",
+                Component::select("odd", &["File", "upper(Shop) AS Shop", "Sale_Count * 10"]),
+            )
+            .channel_sink(
+                "mine",
+                "tens",
+                OutputMode::Append,
+                collector.clone().recipient(),
+            )
+            .build()
+            .unwrap();
+        let handle = spec.start().unwrap();
+        assert_eq!(handle.wait().await.unwrap(), weir::Epoch(2));
+        let (deliveries, _) = collector.send(Take).await.unwrap();
+        // The second file has no odd count: its epoch delivers nothing.
+        assert_eq!(deliveries, [(1, false, vec![10, 30])]);
+    });
+}
