@@ -390,34 +390,47 @@ fn killed_at_random_moments_filter_select_aggregate_is_exactly_once() {
         &pipeline().replace("interval = \"100ms\"", "interval = \"30ms\""),
     );
     let mut rng = 17u64;
-    let mut kills = 0;
-    let mut mid_run = 0;
-    for run in 0..200 {
+    let mut next = move |bound: u64| {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) % bound
+    };
+    let (mut kills, mut mid_run, mut runs) = (0, 0, 0);
+    loop {
+        runs += 1;
+        assert!(runs < 400, "no progress after {runs} runs");
+        let committed = visible_files(&ws.path("raw")).len();
         let mut child = ws.spawn(&["run", "pipeline.toml", "--quiet"]);
-        if kills < 12 {
-            rng = rng
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            std::thread::sleep(std::time::Duration::from_millis(40 + (rng >> 33) % 250));
+        if kills >= 12 {
+            let status = child.wait().unwrap();
+            assert!(status.success(), "the last run failed: {}", ws.stderr());
+            break;
         }
-        match child.try_wait().unwrap() {
-            Some(status) => {
-                assert!(status.success(), "run {run} failed: {}", ws.stderr());
-                break;
+        if runs % 2 == 0 {
+            // Any moment, start-up included.
+            std::thread::sleep(std::time::Duration::from_millis(5 + next(80)));
+        } else {
+            // Just after the next commit, wherever the protocol then is, so that every
+            // other run makes progress however loaded the machine is.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while visible_files(&ws.path("raw")).len() <= committed
+                && child.try_wait().unwrap().is_none()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            None if kills < 12 => {
-                signal_and_wait(&mut child, "KILL");
-                kills += 1;
-                let committed = visible_files(&ws.path("raw")).len();
-                if committed > 0 && committed < files {
-                    mid_run += 1;
-                }
-            }
-            None => {
-                let status = child.wait().unwrap();
-                assert!(status.success(), "the last run failed: {}", ws.stderr());
-                break;
-            }
+            std::thread::sleep(std::time::Duration::from_millis(next(20)));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "run {runs} failed: {}", ws.stderr());
+            break;
+        }
+        signal_and_wait(&mut child, "KILL");
+        kills += 1;
+        let committed = visible_files(&ws.path("raw")).len();
+        if committed > 0 && committed < files {
+            mid_run += 1;
         }
     }
     assert!(
