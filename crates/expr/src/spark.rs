@@ -128,19 +128,43 @@ impl ScalarUDFImpl for SparkArithmetic {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
         let [left, right] = args.args.as_slice() else {
             return exec_err!("{} takes two operands", self.name());
         };
-        let (left, right) = (left.to_array(rows)?, right.to_array(rows)?);
+        if let (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_)) = (left, right) {
+            // Both constant (the simplifier folds these): compute once, as arrays of one.
+            let (l, r) = (left.to_array(1)?, right.to_array(1)?);
+            let array = self.apply(&l, &r)?;
+            let scalar = datafusion_common::ScalarValue::try_from_array(&array, 0)?;
+            return Ok(ColumnarValue::Scalar(scalar));
+        }
+        // A literal operand (`Sale_Count * 3`) goes to the kernel as a scalar, not as an
+        // array of `rows` copies.
+        let datum = |v: &ColumnarValue| -> Result<Box<dyn arrow_array::Datum>> {
+            Ok(match v {
+                ColumnarValue::Array(a) => Box::new(a.clone()),
+                ColumnarValue::Scalar(s) => Box::new(s.to_scalar()?),
+            })
+        };
+        let array = self.apply(datum(left)?.as_ref(), datum(right)?.as_ref())?;
+        Ok(ColumnarValue::Array(array))
+    }
+}
+
+impl SparkArithmetic {
+    fn apply(
+        &self,
+        left: &dyn arrow_array::Datum,
+        right: &dyn arrow_array::Datum,
+    ) -> Result<arrow_array::ArrayRef> {
         // arrow's add, sub and mul are the checked kernels: they refuse an overflow.
         let result = match self.op {
-            ArithmeticOp::Add => arrow_arith::numeric::add(&left, &right),
-            ArithmeticOp::Subtract => arrow_arith::numeric::sub(&left, &right),
-            ArithmeticOp::Multiply => arrow_arith::numeric::mul(&left, &right),
+            ArithmeticOp::Add => arrow_arith::numeric::add(left, right),
+            ArithmeticOp::Subtract => arrow_arith::numeric::sub(left, right),
+            ArithmeticOp::Multiply => arrow_arith::numeric::mul(left, right),
         };
         match result {
-            Ok(array) => Ok(ColumnarValue::Array(array)),
+            Ok(array) => Ok(array),
             Err(e) => exec_err!(
                 "{e} (Spark's ANSI mode refuses an integer overflow; CAST an operand to BIGINT or DOUBLE first)"
             ),
