@@ -92,7 +92,7 @@ pub(crate) fn checkpoints(path: &Path) -> anyhow::Result<()> {
         println!(
             "epoch {}  {}  {} B written",
             manifest.epoch,
-            weir::utc_timestamp(manifest.written_at_ms),
+            weir::utc_timestamp(manifest.written_at_ms as i64),
             manifest.bytes_written,
         );
         let width = manifest.stages.keys().map(String::len).max().unwrap_or(0);

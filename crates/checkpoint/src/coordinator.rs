@@ -11,7 +11,7 @@ use crate::messages::{
     Ack, Admission, Admit, BarrierEmitted, Commit, InjectBarrier, RequestStop, RunContinuous,
     StageFailed, StartEpoch, Trigger, Wire,
 };
-use crate::progress::{millis, rate, utc_timestamp};
+use crate::progress::{millis, rate, utc_timestamp, EventTimeProgress, EventTimeStats};
 use crate::store::CheckpointStore;
 use crate::{EpochProgress, PhaseDurations, StageProgress, StageStats};
 
@@ -357,6 +357,8 @@ impl Coordinator {
         // [read, process, write], summed over the stages of each kind.
         let mut busy = [Duration::ZERO; 3];
         let mut input_rows = 0;
+        let mut event_time: Option<EventTimeStats> = None;
+        let mut watermark: Option<i64> = None;
         let mut stages: Vec<StageProgress> = state
             .snapshots
             .iter()
@@ -367,6 +369,13 @@ impl Coordinator {
                     input_rows += stats.rows_in;
                 }
                 busy[kind] += stats.busy;
+                if let Some(seen) = stats.event_time {
+                    event_time = Some(event_time.map_or(seen, |e| e.merge(seen)));
+                    // Several stages computing watermarks: the smallest holds everything back.
+                    if let Some(w) = stats.watermark_ms {
+                        watermark = Some(watermark.map_or(w, |m: i64| m.min(w)));
+                    }
+                }
                 StageProgress {
                     name: name.clone(),
                     rows_in: stats.rows_in,
@@ -377,9 +386,19 @@ impl Coordinator {
                     state_bytes: snapshot.state_bytes,
                     files_pending: stats.pending,
                     malformed_rows: stats.malformed_rows,
+                    rows_dropped_by_watermark: stats.rows_dropped_by_watermark,
+                    watermark: stats.watermark_ms.map(utc_timestamp),
                 }
             })
             .collect();
+        let event_time = event_time
+            .filter(|e| e.count > 0)
+            .map(|e| EventTimeProgress {
+                min: utc_timestamp(e.min_us.div_euclid(1000)),
+                max: utc_timestamp(e.max_us.div_euclid(1000)),
+                avg: utc_timestamp((e.sum_us / e.count as i128).div_euclid(1000) as i64),
+                watermark: watermark.map(utc_timestamp),
+            });
         // Sources, operators, sinks, each by name: the order of the pipeline file's tables.
         stages.sort_by(|a, b| (stage_kind(&a.name), &a.name).cmp(&(stage_kind(&b.name), &b.name)));
         let durations = PhaseDurations {
@@ -397,13 +416,14 @@ impl Coordinator {
             epoch: epoch.0,
             last: state.kind == BarrierKind::Final,
             trigger: self.trigger.name(),
-            timestamp: utc_timestamp(now_ms),
+            timestamp: utc_timestamp(now_ms as i64),
             admitted_files: state.admitted,
             input_rows,
             input_rows_per_second: rate(input_rows, since_previous),
             processed_rows_per_second: rate(input_rows, total),
             durations_ms: durations,
             checkpoint_bytes: checkpoint.map(|(bytes, _)| bytes),
+            event_time,
             stages,
         }
     }

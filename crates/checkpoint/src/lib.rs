@@ -21,5 +21,8 @@ pub use messages::{
     Ack, Admission, Admit, BarrierEmitted, Commit, InjectBarrier, RequestStop, RunContinuous,
     SourceControl, StageFailed, StartEpoch, Trigger, Wire,
 };
-pub use progress::{utc_timestamp, EpochProgress, PhaseDurations, StageProgress, StageStats};
+pub use progress::{
+    utc_timestamp, EpochProgress, EventTimeProgress, EventTimeStats, PhaseDurations, StageProgress,
+    StageStats,
+};
 pub use store::{CheckpointStore, Manifest, StageSummary, StoreError, Surveyed};

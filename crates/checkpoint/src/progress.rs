@@ -19,6 +19,52 @@ pub struct StageStats {
     pub pending: Option<u64>,
     /// Malformed input rows a source met in the epoch.
     pub malformed_rows: u64,
+    /// Rows a stateful operator dropped in the epoch because they were late.
+    pub rows_dropped_by_watermark: u64,
+    /// The watermark the stage has reached after the epoch, in milliseconds since the Unix
+    /// epoch; `None` where no watermark flows.
+    pub watermark_ms: Option<i64>,
+    /// The event times a stage that computes a watermark saw in the epoch.
+    pub event_time: Option<EventTimeStats>,
+}
+
+/// The event times of one epoch's rows at the stage that computes a watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTimeStats {
+    /// Smallest event time, microseconds since the Unix epoch.
+    pub min_us: i64,
+    /// Largest event time, microseconds since the Unix epoch.
+    pub max_us: i64,
+    /// Sum of the event times, for the average.
+    pub sum_us: i128,
+    /// Rows with an event time.
+    pub count: u64,
+}
+
+impl EventTimeStats {
+    /// The stats of both `self` and `other`.
+    pub fn merge(self, other: EventTimeStats) -> EventTimeStats {
+        EventTimeStats {
+            min_us: self.min_us.min(other.min_us),
+            max_us: self.max_us.max(other.max_us),
+            sum_us: self.sum_us + other.sum_us,
+            count: self.count + other.count,
+        }
+    }
+}
+
+/// Spark's `eventTime` block of a progress record: ISO 8601 UTC timestamps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventTimeProgress {
+    /// Smallest event time of the epoch's rows.
+    pub min: String,
+    /// Largest event time of the epoch's rows.
+    pub max: String,
+    /// Average event time of the epoch's rows.
+    pub avg: String,
+    /// The watermark after the epoch (the smallest, when several stages compute one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
 }
 
 /// One stage in an [`EpochProgress`] record.
@@ -43,6 +89,13 @@ pub struct StageProgress {
     pub files_pending: Option<u64>,
     /// For a source: malformed rows met in the epoch.
     pub malformed_rows: u64,
+    /// For a stateful operator: rows dropped in the epoch because they were late (Spark's
+    /// `numRowsDroppedByWatermark`).
+    pub rows_dropped_by_watermark: u64,
+    /// The watermark the stage has reached after the epoch, UTC; absent where no watermark
+    /// flows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
 }
 
 /// Milliseconds spent in each phase of an epoch. Stage times add up over stages, and stages
@@ -91,6 +144,10 @@ pub struct EpochProgress {
     /// Bytes the checkpoint wrote; absent without `checkpoint.path`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint_bytes: Option<u64>,
+    /// Event times of the epoch's rows where a watermark is computed (Spark's `eventTime`);
+    /// absent without a watermark or without rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<EventTimeProgress>,
     /// Every stage, sources first.
     pub stages: Vec<StageProgress>,
 }
@@ -118,9 +175,9 @@ pub(crate) fn millis(time: Duration) -> f64 {
     time.as_micros() as f64 / 1e3
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` from milliseconds since the Unix epoch.
-pub fn utc_timestamp(ms: u64) -> String {
-    let (days, rest) = ((ms / 86_400_000) as i64, ms % 86_400_000);
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` from milliseconds since the Unix epoch (before 1970 too).
+pub fn utc_timestamp(ms: i64) -> String {
+    let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -148,6 +205,7 @@ mod tests {
     fn timestamps_are_iso_8601_utc() {
         assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(utc_timestamp(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
+        assert_eq!(utc_timestamp(-1), "1969-12-31T23:59:59.999Z");
     }
 
     #[test]

@@ -87,6 +87,20 @@ pub trait Operator: Send + 'static {
     fn restore(&mut self, _state: StateEntries) -> Result<()> {
         Ok(())
     }
+
+    /// The watermark of the operator's input has reached `watermark_ms` (milliseconds since
+    /// the Unix epoch). Called at a barrier, before [`Operator::emit`], when it advanced: a
+    /// stateful operator emits in `append` mode what became final, evicts it from its state
+    /// at [`Operator::snapshot`], and judges the rows of later epochs late against it.
+    fn advance_watermark(&mut self, _watermark_ms: i64) -> Result<()> {
+        Ok(())
+    }
+
+    /// Rows dropped as late (at or behind the watermark) since the last call, for progress
+    /// records (Spark's `numRowsDroppedByWatermark`).
+    fn take_late_rows(&mut self) -> u64 {
+        0
+    }
 }
 
 /// Writes a stream out. Output becomes visible in two phases: [`Sink::pre_commit`] at the

@@ -41,6 +41,68 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// Microseconds in one of Spark's interval units, by every spelling Spark accepts.
+fn interval_unit(unit: &str) -> Option<i64> {
+    Some(match unit.to_ascii_lowercase().as_str() {
+        "us" | "microsecond" | "microseconds" => 1,
+        "ms" | "millisecond" | "milliseconds" => 1_000,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1_000_000,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60_000_000,
+        "h" | "hour" | "hours" => 3_600_000_000,
+        "d" | "day" | "days" => 86_400_000_000,
+        "week" | "weeks" => 7 * 86_400_000_000,
+        _ => return None,
+    })
+}
+
+/// Parses an event-time interval as Spark writes them (`"10 minutes"`, `"1 hour 30
+/// minutes"`, `"interval 5 seconds"`) or as Weir's durations do (`"10m"`, `"1h30m"`), into
+/// microseconds. Zero is allowed (a watermark without delay); months and years are not,
+/// because their length varies and a window must have one.
+pub fn parse_interval(text: &str) -> Result<i64, String> {
+    const EXPECTED: &str = "expected an interval such as \"10 minutes\", \"1 hour 30 minutes\", \"30 seconds\" or \"10m\"";
+    let bad = || format!("\"{text}\" is not an interval ({EXPECTED})");
+    let trimmed = text.trim();
+    let body = match trimmed.get(..9) {
+        Some(head) if head.eq_ignore_ascii_case("interval ") => &trimmed[9..],
+        _ => trimmed,
+    };
+    // Split "10minutes", "10 minutes" and "1h30m" alike into number and unit tokens.
+    let mut tokens: Vec<(bool, String)> = Vec::new();
+    for c in body.chars() {
+        let digit = c.is_ascii_digit();
+        if c.is_whitespace() {
+            tokens.push((false, String::new()));
+            continue;
+        }
+        match tokens.last_mut() {
+            Some((was_digit, token)) if *was_digit == digit && !token.is_empty() => token.push(c),
+            _ => tokens.push((digit, c.to_string())),
+        }
+    }
+    tokens.retain(|(_, t)| !t.is_empty());
+    if tokens.is_empty() || tokens.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let mut total: i64 = 0;
+    for pair in tokens.chunks(2) {
+        let [(true, number), (false, unit)] = pair else {
+            return Err(bad());
+        };
+        let value: i64 = number.parse().map_err(|_| bad())?;
+        let Some(scale) = interval_unit(unit) else {
+            return Err(format!(
+                "\"{text}\" is not an interval: unknown unit \"{unit}\" ({EXPECTED}; months and years have no fixed length)"
+            ));
+        };
+        total = value
+            .checked_mul(scale)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("\"{text}\" is too long an interval"))?;
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +123,29 @@ mod tests {
             assert!(err.contains("is not a duration"), "{bad}: {err}");
         }
         assert!(parse_duration("0s").unwrap_err().contains("is zero"));
+    }
+
+    #[test]
+    fn parses_spark_intervals() {
+        assert_eq!(parse_interval("10 minutes"), Ok(600_000_000));
+        assert_eq!(
+            parse_interval("interval 1 hour 30 minutes"),
+            Ok(5_400_000_000)
+        );
+        assert_eq!(parse_interval("1h30m"), Ok(5_400_000_000));
+        assert_eq!(parse_interval("500 milliseconds"), Ok(500_000));
+        assert_eq!(parse_interval("0 seconds"), Ok(0));
+        assert_eq!(parse_interval("2 Days"), Ok(172_800_000_000));
+        for bad in ["", "10", "minutes", "ten minutes", "-1 minute", "1.5 hours"] {
+            assert!(
+                parse_interval(bad)
+                    .unwrap_err()
+                    .contains("is not an interval"),
+                "{bad}"
+            );
+        }
+        assert!(parse_interval("1 month")
+            .unwrap_err()
+            .contains("unknown unit"));
     }
 }

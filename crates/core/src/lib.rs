@@ -18,13 +18,17 @@
 mod component;
 mod duration;
 mod error;
+mod event_time;
 mod message;
 mod schema;
 mod state;
 
 pub use component::{Operator, Sink, Source};
-pub use duration::parse_duration;
+pub use duration::{parse_duration, parse_interval};
 pub use error::{ConfigError, Error, Result};
+pub use event_time::{
+    event_times, is_event_time_type, time_range, EventTimeColumn, EVENT_TIME_KEY,
+};
 pub use message::{Barrier, BarrierKind, Envelope, Epoch, OutputMode, StreamMessage};
 pub use schema::{bad_records_schema, ddl_type_name, parse_ddl, DdlError, SUPPORTED_TYPES, UTC};
 pub use state::{failure_point, StageSnapshot, StateDelta, StateEntries, FAILURE_POINTS};

@@ -67,7 +67,9 @@ pub enum StreamMessage {
     Batch(RecordBatch),
     /// The end of an epoch.
     Barrier(Barrier),
-    /// Event time has reached this many milliseconds since the Unix epoch (for windows).
+    /// Event time has reached this many milliseconds since the Unix epoch: rows at or
+    /// before it are late. A stage sends it after the last batch of an epoch, just before
+    /// the barrier, and it takes effect at that barrier.
     Watermark(i64),
 }
 
@@ -86,7 +88,8 @@ pub struct Envelope {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputMode {
-    /// Only new rows, never changed later. Plain streams (and closed windows, later).
+    /// Only new rows, never changed later: plain streams, and windows once the watermark
+    /// has passed their end.
     Append,
     /// The whole result table at every epoch. Aggregates only.
     Complete,

@@ -37,8 +37,10 @@ mod error;
 mod planner;
 mod query;
 mod spark;
+mod window;
 
 pub use aggregate::{AggregateCall, AggregateFunction};
 pub use error::{EvalError, ExprError};
 pub use planner::{check_condition, output_schema, Expression, AGGREGATE_FUNCTIONS};
 pub use query::QueryPlan;
+pub use window::{WindowCall, WindowKind};

@@ -531,6 +531,83 @@ impl State {
         Ok(())
     }
 
+    /// Folds group `h` of `other` (the same aggregate's accumulators) into group `g`: how
+    /// two session windows that a row bridges become one.
+    fn merge(&mut self, g: usize, other: &State, h: usize) {
+        match (self, other) {
+            (
+                State::SumInt { sums, seen, .. },
+                State::SumInt {
+                    sums: o, seen: os, ..
+                },
+            ) => {
+                if os[h] {
+                    sums[g] = sums[g].wrapping_add(o[h]);
+                    seen[g] = true;
+                }
+            }
+            (
+                State::SumFloat { sums, seen, .. },
+                State::SumFloat {
+                    sums: o, seen: os, ..
+                },
+            ) => {
+                if os[h] {
+                    sums[g] += o[h];
+                    seen[g] = true;
+                }
+            }
+            (
+                State::SumDecimal { sums, seen, .. },
+                State::SumDecimal {
+                    sums: o, seen: os, ..
+                },
+            ) => {
+                if os[h] {
+                    sums[g] = sums[g].wrapping_add(o[h]);
+                    seen[g] = true;
+                }
+            }
+            (State::Count { counts, .. }, State::Count { counts: o, .. }) => counts[g] += o[h],
+            (
+                State::AvgFloat { sums, counts, .. },
+                State::AvgFloat {
+                    sums: os,
+                    counts: oc,
+                    ..
+                },
+            ) => {
+                sums[g] += os[h];
+                counts[g] += oc[h];
+            }
+            (
+                State::AvgDecimal { sums, counts, .. },
+                State::AvgDecimal {
+                    sums: os,
+                    counts: oc,
+                    ..
+                },
+            ) => {
+                sums[g] = sums[g].wrapping_add(os[h]);
+                counts[g] += oc[h];
+            }
+            (State::Extreme { min, best, .. }, State::Extreme { best: o, .. }) => {
+                if let Some(theirs) = &o[h] {
+                    let better = match &best[g] {
+                        None => true,
+                        Some(current) if *min => theirs.row() < current.row(),
+                        Some(current) => theirs.row() > current.row(),
+                    };
+                    if better {
+                        best[g] = Some(theirs.clone());
+                    }
+                }
+            }
+            // Both sides come from the same settings, so their variants always match.
+            _ => {}
+        }
+    }
+
     /// Appends group `g`'s accumulators to `out`, for a checkpoint.
     fn encode(&self, g: usize, out: &mut Vec<u8>) {
         match self {
@@ -721,6 +798,71 @@ impl Aggregate {
     /// How many groups the state holds.
     pub fn group_count(&self) -> usize {
         self.groups.len()
+    }
+
+    /// Every group's key as the checkpoint stores it, so that a windowed aggregate can
+    /// delete a window's state when it is evicted.
+    pub(crate) fn state_keys(&self) -> Vec<Vec<u8>> {
+        match self.settings.keys.is_empty() {
+            true => self.groups.keys().map(|k| k.to_vec()).collect(),
+            false => (0..self.groups.len())
+                .map(|g| self.keys.row(g).data().to_vec())
+                .collect(),
+        }
+    }
+
+    /// Approximate bytes of the whole state, as [`Operator::snapshot`] reports it.
+    pub(crate) fn state_bytes(&self) -> u64 {
+        let mut value = Vec::new();
+        if !self.groups.is_empty() {
+            for state in &self.states {
+                state.encode(0, &mut value);
+            }
+        }
+        // Every group's value has the same size but for min/max, so this is close enough.
+        self.keys.size() as u64 + value.len().max(8) as u64 * self.groups.len() as u64
+    }
+
+    /// Folds every group of `other`, an aggregate built from the same settings, into this
+    /// one's group of the same key.
+    pub(crate) fn merge(&mut self, other: &Aggregate) {
+        // Rows carry their converter's identity; re-read the other's keys with this one's.
+        let parser = self.converter.parser();
+        for h in 0..other.groups.len() {
+            let g = match other.settings.keys.is_empty() {
+                true => {
+                    if self.groups.is_empty() {
+                        self.groups.insert(Box::default(), 0);
+                        self.new_group(0);
+                    }
+                    0
+                }
+                false => self.group_of(parser.parse(other.keys.row(h).data())),
+            };
+            for (mine, theirs) in self.states.iter_mut().zip(&other.states) {
+                mine.merge(g as usize, theirs, h);
+            }
+            if !self.is_changed[g as usize] {
+                self.is_changed[g as usize] = true;
+                self.changed.push(g);
+            }
+        }
+    }
+
+    /// Every group's key and accumulators, as a checkpoint stores them.
+    pub(crate) fn export(&self) -> StateEntries {
+        let mut value = Vec::new();
+        let keys = self.state_keys();
+        (0..self.groups.len())
+            .zip(keys)
+            .map(|(g, key)| {
+                value.clear();
+                for state in &self.states {
+                    state.encode(g, &mut value);
+                }
+                (key, value.clone())
+            })
+            .collect()
     }
 
     /// The whole result table now, whatever changed in the epoch.

@@ -29,12 +29,18 @@
 mod aggregate;
 #[cfg(not(feature = "expressions"))]
 mod columns;
+mod dedup;
 #[cfg(feature = "expressions")]
 mod filter;
+mod keys;
 #[cfg(feature = "expressions")]
 mod select;
 #[cfg(feature = "expressions")]
+mod session;
+#[cfg(feature = "expressions")]
 mod sql;
+#[cfg(feature = "expressions")]
+mod window;
 
 /// What the aggregate plans its keys and arguments with: DataFusion's expressions, or plain
 /// columns in a build without the `expressions` feature.
@@ -46,9 +52,14 @@ mod expr {
 }
 
 pub use aggregate::{Aggregate, AggregateConfig, AggregateSettings};
+pub use dedup::{Deduplicate, DeduplicateConfig, DeduplicateSettings};
 #[cfg(feature = "expressions")]
 pub use filter::{Filter, FilterConfig, FilterSettings};
 #[cfg(feature = "expressions")]
 pub use select::{Select, SelectConfig, SelectSettings};
 #[cfg(feature = "expressions")]
+pub use session::SessionAggregate;
+#[cfg(feature = "expressions")]
 pub use sql::{SqlConfig, SqlOperator, SqlSettings};
+#[cfg(feature = "expressions")]
+pub use window::{WindowedAggregate, WindowedSettings};

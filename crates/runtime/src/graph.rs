@@ -26,10 +26,11 @@ impl PipelineSpec {
         for (i, source) in self.sources.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "source {} [{}] {}",
+                "source {} [{}] {}{}",
                 source.name,
                 source.type_name,
-                source.spec.describe()
+                source.spec.describe(),
+                watermark_text(source.watermark.as_ref())
             );
             self.write_consumers(&mut out, Upstream::Source(i), 1);
             self.write_consumers(&mut out, Upstream::BadRecords(i), 1);
@@ -43,10 +44,11 @@ impl PipelineSpec {
             if op.inputs.contains(&upstream) {
                 let _ = writeln!(
                     out,
-                    "{indent}-> operator {} [{}] {}",
+                    "{indent}-> operator {} [{}] {}{}",
                     op.name,
                     op.type_name,
-                    op.spec.describe()
+                    op.spec.describe(),
+                    watermark_text(op.watermark.as_ref())
                 );
                 self.write_consumers(out, Upstream::Operator(j), depth + 1);
             }
@@ -62,4 +64,9 @@ impl PipelineSpec {
             );
         }
     }
+}
+
+/// `, watermark(ts, 600s)` after a stage that computes one.
+fn watermark_text(watermark: Option<&crate::spec::WatermarkSpec>) -> String {
+    watermark.map_or(String::new(), |w| format!(", {}", w.describe()))
 }

@@ -9,9 +9,11 @@ use weir_checkpoint::{
     CheckpointStore, Commit, Coordinator, EpochProgress, RequestStop, RunResult, SourceControl,
     StoreError, Wire,
 };
-use weir_core::{Epoch, Error, Operator, OutputMode, Result, Sink, Source};
+use weir_core::{Epoch, Error, Operator, OutputMode, Result, Sink, Source, EVENT_TIME_KEY};
 
-use crate::actors::{Edge, OperatorActor, SinkActor, SourceActor, StageMetrics, MAILBOX_CAPACITY};
+use crate::actors::{
+    Edge, EventTimeTracker, OperatorActor, SinkActor, SourceActor, StageMetrics, MAILBOX_CAPACITY,
+};
 use crate::spec::{PipelineSpec, Upstream};
 
 /// A running pipeline. Dropping it does not stop the pipeline; [`PipelineHandle::wait`] does
@@ -196,7 +198,14 @@ impl PipelineSpec {
             )),
             None => None,
         };
-        let resumed = self.recover(store.as_deref(), &mut sources, &mut operators, &mut sinks)?;
+        let mut event_times = BTreeMap::new();
+        let resumed = self.recover(
+            store.as_deref(),
+            &mut sources,
+            &mut operators,
+            &mut sinks,
+            &mut event_times,
+        )?;
         let first_epoch = resumed.map_or(Epoch(1), Epoch::next);
 
         let (progress, _) = broadcast::channel(256);
@@ -241,13 +250,25 @@ impl PipelineSpec {
             let operator = built[index]
                 .take()
                 .ok_or_else(|| Error::Internal(format!("operator {} built twice", node.name)))?;
+            let stage = format!("operators.{}", node.name);
+            let tracker = node
+                .watermark
+                .as_ref()
+                .map(|w| EventTimeTracker::new(w, event_times.get(&stage).map(Vec::as_slice)))
+                .transpose()?;
+            let watermarked = node
+                .inputs
+                .iter()
+                .map(|&up| self.carries_watermark(up))
+                .collect();
             let actor = OperatorActor::new(
                 node.name.clone(),
                 operator,
-                node.inputs.len(),
+                watermarked,
                 outputs,
                 coordinator.clone(),
-                new_metrics(format!("operators.{}", node.name)),
+                new_metrics(stage),
+                tracker,
             );
             operator_addrs[index] = Some(OperatorActor::start_in_arbiter(
                 &threads.next(),
@@ -267,6 +288,12 @@ impl PipelineSpec {
                     .map(|(edge, _)| edge)
                     .collect())
             };
+            let stage = format!("sources.{}", node.name);
+            let tracker = node
+                .watermark
+                .as_ref()
+                .map(|w| EventTimeTracker::new(w, event_times.get(&stage).map(Vec::as_slice)))
+                .transpose()?;
             let actor = SourceActor::new(
                 node.name.clone(),
                 index,
@@ -274,7 +301,8 @@ impl PipelineSpec {
                 edges(Upstream::Source(index))?,
                 edges(Upstream::BadRecords(index))?,
                 coordinator.clone(),
-                new_metrics(format!("sources.{}", node.name)),
+                new_metrics(stage),
+                tracker,
             );
             let addr = SourceActor::start_in_arbiter(&threads.next(), move |ctx| {
                 ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
@@ -314,14 +342,27 @@ impl PipelineSpec {
         })
     }
 
+    /// Whether a watermark flows out of `upstream`: a stage that computes one, or reads one.
+    fn carries_watermark(&self, upstream: Upstream) -> bool {
+        match upstream {
+            Upstream::Source(i) => self.sources.get(i).is_some_and(|s| s.watermark.is_some()),
+            Upstream::Operator(i) => self.operators.get(i).is_some_and(|o| {
+                o.watermark.is_some() || o.inputs.iter().any(|&up| self.carries_watermark(up))
+            }),
+            Upstream::BadRecords(_) => false,
+        }
+    }
+
     /// Brings every stage to the last complete checkpoint, if there is one, and returns its
-    /// epoch. A checkpoint written by a different pipeline is refused.
+    /// epoch. A checkpoint written by a different pipeline is refused. The event-time
+    /// positions of stages that compute watermarks go to `event_times`, by stage name.
     fn recover(
         &self,
         store: Option<&CheckpointStore>,
         sources: &mut [Box<dyn Source>],
         operators: &mut [Box<dyn Operator>],
         sinks: &mut [Box<dyn Sink>],
+        event_times: &mut BTreeMap<String, Vec<u8>>,
     ) -> Result<Option<Epoch>> {
         let latest = match store {
             Some(store) => store
@@ -345,7 +386,14 @@ impl PipelineSpec {
         }
         let epoch = Epoch(manifest.epoch);
         let started = std::time::Instant::now();
-        let load = |stage: String| store.load(&stage, epoch).map_err(store_error);
+        // The stage actor keeps its watermark's position; the component gets the rest.
+        let mut load = |stage: String| {
+            let mut entries = store.load(&stage, epoch).map_err(store_error)?;
+            if let Some(at) = entries.iter().position(|(k, _)| k == EVENT_TIME_KEY) {
+                event_times.insert(stage, entries.remove(at).1);
+            }
+            Ok::<_, Error>(entries)
+        };
         for (node, source) in self.sources.iter().zip(sources.iter_mut()) {
             source.restore(load(format!("sources.{}", node.name))?)?;
         }

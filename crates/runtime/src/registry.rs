@@ -7,8 +7,8 @@ use std::sync::Arc;
 use actix::Recipient;
 use arrow_schema::SchemaRef;
 use serde::de::DeserializeOwned;
-use weir_core::{ConfigError, Operator, OutputMode, Result, Sink, Source};
-use weir_operators::AggregateConfig;
+use weir_core::{ConfigError, EventTimeColumn, Operator, OutputMode, Result, Sink, Source};
+use weir_operators::{AggregateConfig, DeduplicateConfig};
 #[cfg(feature = "expressions")]
 use weir_operators::{FilterConfig, SelectConfig, SqlConfig};
 use weir_sink::{ConsoleSinkConfig, FileFormat, FileSinkConfig, FileSinkSettings};
@@ -45,6 +45,11 @@ pub trait OperatorSpec: Send + Sync {
     fn output_schema(&self) -> SchemaRef;
     /// Whether the operator aggregates: Spark's output-mode rules depend on it.
     fn is_aggregate(&self) -> bool;
+    /// For an aggregate: why a sink reading it may not use `append` mode, or `None` when it
+    /// may (a windowed aggregate with a watermark emits each window once, when it is final).
+    fn append_refusal(&self) -> Option<String> {
+        Some("reads an aggregate, whose rows change as data arrives".into())
+    }
     /// One line for `weir graph`. It is also the component's identity in the checkpoint's
     /// pipeline fingerprint: a checkpoint written when it said something else is refused,
     /// so it should name what the state depends on (a folder, group keys), not settings
@@ -71,12 +76,21 @@ pub trait SinkSpec: Send + Sync {
 pub struct ComponentConfig {
     pub(crate) name: String,
     pub(crate) value: config::Value,
+    /// For an operator: the watermarked event-time column of its input, if any.
+    pub(crate) event_time: Option<EventTimeColumn>,
 }
 
 impl ComponentConfig {
     /// The component's name in the pipeline (`archive` for `[sinks.archive]`).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// For an operator: the event-time column an upstream stage set a watermark on
+    /// (`watermark = { column = "ts", delay = "10 minutes" }`), if it reaches this operator.
+    /// Windows and `deduplicate` evict state by it.
+    pub fn event_time(&self) -> Option<&EventTimeColumn> {
+        self.event_time.as_ref()
     }
 
     /// Deserializes the table into the component's config type. Every unknown key is
@@ -287,11 +301,37 @@ impl Default for Registry {
             })
         });
         registry.register_operator("aggregate", |table, input| {
+            let event_time = table.event_time().cloned();
             table.validate(|config: AggregateConfig| {
+                #[cfg(feature = "expressions")]
+                if let Some(windowed) = config.validate_windowed(input, event_time.as_ref())? {
+                    return Ok(Box::new(BuiltIn {
+                        describe: windowed.describe(),
+                        aggregate: true,
+                        append_refusal: windowed.append_refusal(),
+                        schema: windowed.output_schema(),
+                        settings: windowed,
+                        build: |s| s.build(),
+                    }) as Box<dyn OperatorSpec>);
+                }
+                let _ = &event_time;
                 let settings = config.validate(input)?;
                 Ok(BuiltIn::boxed(
                     settings.describe(),
                     true,
+                    settings.output_schema(),
+                    settings,
+                    |s| Ok(Box::new(s.build()?)),
+                ))
+            })
+        });
+        registry.register_operator("deduplicate", |table, input| {
+            let event_time = table.event_time().cloned();
+            table.validate(|config: DeduplicateConfig| {
+                let settings = config.validate(input, event_time.as_ref())?;
+                Ok(BuiltIn::boxed(
+                    settings.describe(),
+                    false,
                     settings.output_schema(),
                     settings,
                     |s| Ok(Box::new(s.build()?)),
@@ -380,6 +420,8 @@ impl SourceSpec for CsvSourceSettings {
 struct BuiltIn<S> {
     describe: String,
     aggregate: bool,
+    /// For aggregates: why `append` is refused; `None` for windows with a watermark.
+    append_refusal: Option<String>,
     schema: SchemaRef,
     settings: S,
     build: fn(&S) -> Result<Box<dyn Operator>>,
@@ -396,6 +438,7 @@ impl<S: Send + Sync + 'static> BuiltIn<S> {
         Box::new(BuiltIn {
             describe,
             aggregate,
+            append_refusal: Some("reads an aggregate, whose rows change as data arrives".into()),
             schema,
             settings,
             build,
@@ -409,6 +452,9 @@ impl<S: Send + Sync> OperatorSpec for BuiltIn<S> {
     }
     fn is_aggregate(&self) -> bool {
         self.aggregate
+    }
+    fn append_refusal(&self) -> Option<String> {
+        self.append_refusal.clone()
     }
     fn describe(&self) -> String {
         self.describe.clone()

@@ -10,7 +10,10 @@ use arrow_schema::SchemaRef;
 use config::{Config, Environment, FileFormat, Value, ValueKind};
 use serde::Deserialize;
 use weir_checkpoint::Trigger;
-use weir_core::{bad_records_schema, parse_duration, ConfigError, OutputMode};
+use weir_core::{
+    bad_records_schema, ddl_type_name, is_event_time_type, parse_duration, parse_interval,
+    ConfigError, EventTimeColumn, OutputMode,
+};
 use weir_sink::{FileFormat as SinkFormat, FileSinkConfig};
 
 use crate::registry::{
@@ -119,6 +122,8 @@ pub(crate) struct SourceNode {
     pub(crate) name: String,
     pub(crate) type_name: String,
     pub(crate) spec: Box<dyn SourceSpec>,
+    /// The watermark this source computes, if its table sets one.
+    pub(crate) watermark: Option<WatermarkSpec>,
 }
 
 pub(crate) struct OperatorNode {
@@ -126,6 +131,51 @@ pub(crate) struct OperatorNode {
     pub(crate) type_name: String,
     pub(crate) inputs: Vec<Upstream>,
     pub(crate) spec: Box<dyn OperatorSpec>,
+    /// The watermark this operator computes over its output, if its table sets one.
+    pub(crate) watermark: Option<WatermarkSpec>,
+    /// The watermarked event-time column of the operator's output: its own, or its
+    /// input's while that column passes through.
+    pub(crate) event_time: Option<EventTimeColumn>,
+}
+
+/// A stage's `watermark = { column = "ts", delay = "10 minutes" }`, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WatermarkConfig {
+    /// The event-time column (TIMESTAMP or DATE) of the stage's output.
+    column: String,
+    /// How late a row may arrive: a Spark interval (`"10 minutes"`) or a duration (`"10m"`).
+    delay: String,
+}
+
+/// A validated watermark: the watermark is the largest value of the column seen, minus the
+/// delay, advanced at every barrier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WatermarkSpec {
+    /// The column's name, as the schema spells it.
+    pub(crate) column: String,
+    /// The column's index in the stage's output.
+    pub(crate) index: usize,
+    /// The delay in microseconds.
+    pub(crate) delay_us: i64,
+}
+
+impl WatermarkSpec {
+    pub(crate) fn event_time(&self) -> EventTimeColumn {
+        EventTimeColumn {
+            column: self.column.clone(),
+            delay_us: self.delay_us,
+        }
+    }
+
+    /// `watermark(ts, 10 minutes)`, for `weir graph` and the fingerprint.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "watermark({}, {}s)",
+            self.column,
+            self.delay_us as f64 / 1e6
+        )
+    }
 }
 
 pub(crate) struct SinkNode {
@@ -275,6 +325,8 @@ struct RawComponent {
     type_name: Option<String>,
     inputs: Vec<String>,
     output_mode: Option<String>,
+    /// `watermark = {...}` of a source or operator, validated once its schema is known.
+    watermark: Option<Value>,
     rest: ComponentConfig,
 }
 
@@ -536,9 +588,14 @@ impl<'a> Validator<'a> {
             } else {
                 None
             };
+            let watermark = match section {
+                "sinks" => None,
+                _ => table.remove("watermark"),
+            };
             let rest = ComponentConfig {
                 name: name.clone(),
                 value: Value::new(None, ValueKind::Table(table)),
+                event_time: None,
             };
             out.push((
                 name,
@@ -547,11 +604,68 @@ impl<'a> Validator<'a> {
                     type_name,
                     inputs,
                     output_mode,
+                    watermark,
                     rest,
                 },
             ));
         }
         out
+    }
+
+    /// Validates a component's `watermark` against the schema of what it outputs.
+    fn watermark(&mut self, c: &RawComponent, schema: &SchemaRef) -> Option<WatermarkSpec> {
+        let value = c.watermark.clone()?;
+        let key = format!("{}.watermark", c.key);
+        let config = match value.try_deserialize::<WatermarkConfig>() {
+            Ok(config) => config,
+            Err(e) => {
+                let message = clean_serde_message(&e.to_string());
+                self.error(key, format!("{message} (expected watermark = {{ column = \"ts\", delay = \"10 minutes\" }})"));
+                return None;
+            }
+        };
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        // Spark resolves column names case-insensitively; the schema's spelling wins.
+        let found = schema.index_of(&config.column).ok().or_else(|| {
+            let matches: Vec<usize> = (0..names.len())
+                .filter(|&i| names[i].eq_ignore_ascii_case(&config.column))
+                .collect();
+            (matches.len() == 1).then(|| matches[0])
+        });
+        let Some(index) = found else {
+            self.error(
+                format!("{key}.column"),
+                format!(
+                    "\"{}\" is not a column here (the columns are {})",
+                    config.column,
+                    names.join(", ")
+                ),
+            );
+            return None;
+        };
+        let field = schema.field(index);
+        if !is_event_time_type(field.data_type()) {
+            self.error(
+                format!("{key}.column"),
+                format!(
+                    "\"{}\" is {}, but a watermark needs a TIMESTAMP or DATE column",
+                    field.name(),
+                    ddl_type_name(field.data_type())
+                ),
+            );
+            return None;
+        }
+        match parse_interval(&config.delay) {
+            Ok(delay_us) => Some(WatermarkSpec {
+                column: field.name().clone(),
+                index,
+                delay_us,
+            }),
+            Err(message) => {
+                self.error(format!("{key}.delay"), message);
+                None
+            }
+        }
     }
 
     fn unique_names(
@@ -593,6 +707,7 @@ impl<'a> Validator<'a> {
                     Ok(spec) => Some(SourceNode {
                         name: name.clone(),
                         type_name: type_name.clone(),
+                        watermark: self.watermark(c, &spec.schema()),
                         spec,
                     }),
                     Err(errors) => {
@@ -689,8 +804,34 @@ impl<'a> Validator<'a> {
             let Some((inputs, schema)) = resolved else {
                 continue;
             };
-            match factory(&c.rest, &schema) {
+            let input_event_time = inputs.iter().find_map(|up| match up {
+                Upstream::Source(i) => sources
+                    .get(*i)?
+                    .as_ref()?
+                    .watermark
+                    .as_ref()
+                    .map(WatermarkSpec::event_time),
+                Upstream::Operator(i) => nodes.get(*i)?.as_ref()?.event_time.clone(),
+                Upstream::BadRecords(_) => None,
+            });
+            let config = ComponentConfig {
+                name: c.rest.name.clone(),
+                value: c.rest.value.clone(),
+                event_time: input_event_time.clone(),
+            };
+            match factory(&config, &schema) {
                 Ok(spec) => {
+                    let output = spec.output_schema();
+                    let watermark = self.watermark(c, &output);
+                    // The input's event time flows on while its column does.
+                    let event_time =
+                        watermark
+                            .as_ref()
+                            .map(WatermarkSpec::event_time)
+                            .or_else(|| {
+                                input_event_time
+                                    .filter(|e| output.column_with_name(&e.column).is_some())
+                            });
                     if spec.is_aggregate() && aggregated(&inputs, &nodes) {
                         self.error(
                             c.key.clone(),
@@ -703,6 +844,8 @@ impl<'a> Validator<'a> {
                         type_name: type_name.clone(),
                         inputs,
                         spec,
+                        watermark,
+                        event_time,
                     });
                 }
                 Err(errors) => self.nested(&c.key, errors),
@@ -749,19 +892,22 @@ impl<'a> Validator<'a> {
             else {
                 continue;
             };
-            // Spark's rules (design.md §3): aggregates have no append without event-time windows,
-            // and only aggregates have a "whole result table" to complete.
-            let aggregate = aggregated(&inputs, operators);
-            let allowed: &[OutputMode] = if aggregate {
-                &[OutputMode::Complete, OutputMode::Update]
-            } else {
-                &[OutputMode::Append, OutputMode::Update]
+            // Spark's rules (design.md §3): aggregates have no append unless they are windows
+            // with a watermark, and only aggregates have a "whole result table" to complete.
+            let aggregate = aggregate_of(&inputs, operators);
+            let refusal = aggregate.and_then(|op| op.spec.append_refusal());
+            let allowed: &[OutputMode] = match (aggregate, &refusal) {
+                (Some(_), Some(_)) => &[OutputMode::Complete, OutputMode::Update],
+                (Some(_), None) => &[OutputMode::Append, OutputMode::Complete, OutputMode::Update],
+                (None, _) => &[OutputMode::Append, OutputMode::Update],
             };
             if !allowed.contains(&mode) {
-                let what = if aggregate {
-                    "reads an aggregate, whose rows change as data arrives"
-                } else {
-                    "reads a stream without aggregation, which has no result table to complete"
+                let what = match refusal {
+                    Some(why) => why,
+                    None => {
+                        "reads a stream without aggregation, which has no result table to complete"
+                            .into()
+                    }
                 };
                 let allowed: Vec<_> = allowed.iter().map(|m| format!("\"{m}\"")).collect();
                 self.error(
@@ -896,12 +1042,23 @@ impl<'a> Validator<'a> {
 
 /// Whether any of `inputs` is, or reads from, an aggregate.
 fn aggregated(inputs: &[Upstream], operators: &[Option<OperatorNode>]) -> bool {
-    inputs.iter().any(|up| match up {
-        Upstream::Source(_) | Upstream::BadRecords(_) => false,
-        Upstream::Operator(i) => operators
-            .get(*i)
-            .and_then(Option::as_ref)
-            .is_some_and(|op| op.spec.is_aggregate() || aggregated(&op.inputs, operators)),
+    aggregate_of(inputs, operators).is_some()
+}
+
+/// The aggregate that any of `inputs` is or reads from (a path has at most one).
+fn aggregate_of<'a>(
+    inputs: &[Upstream],
+    operators: &'a [Option<OperatorNode>],
+) -> Option<&'a OperatorNode> {
+    inputs.iter().find_map(|up| match up {
+        Upstream::Source(_) | Upstream::BadRecords(_) => None,
+        Upstream::Operator(i) => {
+            let op = operators.get(*i)?.as_ref()?;
+            match op.spec.is_aggregate() {
+                true => Some(op),
+                false => aggregate_of(&op.inputs, operators),
+            }
+        }
     })
 }
 

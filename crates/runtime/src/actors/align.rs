@@ -10,6 +10,8 @@ use weir_core::{Barrier, StreamMessage};
 /// What a stage does next, in order.
 pub(crate) enum Step {
     Data(RecordBatch),
+    /// Input `port`'s watermark reached this many milliseconds.
+    Watermark(usize, i64),
     Barrier(Barrier),
 }
 
@@ -71,8 +73,7 @@ impl Aligner {
     fn feed(&mut self, port: usize, message: StreamMessage, steps: &mut Vec<Step>) {
         match message {
             StreamMessage::Batch(batch) => steps.push(Step::Data(batch)),
-            // Nothing uses event time yet; watermarks will matter with windows.
-            StreamMessage::Watermark(_) => {}
+            StreamMessage::Watermark(ms) => steps.push(Step::Watermark(port, ms)),
             StreamMessage::Barrier(barrier) => {
                 if port < self.blocked.len() {
                     self.blocked[port] = true;
@@ -123,6 +124,7 @@ mod tests {
                             format!("data {v}")
                         }
                         Step::Barrier(b) => format!("barrier {}", b.epoch),
+                        Step::Watermark(port, ms) => format!("watermark {port} {ms}"),
                     })
                     .collect(),
                 release.len(),

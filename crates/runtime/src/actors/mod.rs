@@ -2,6 +2,7 @@
 //! every data send waits for the receiver to handle the message, so memory stays bounded.
 
 mod align;
+mod event_time;
 mod operator;
 mod sink;
 mod source;
@@ -12,6 +13,7 @@ use actix::{MailboxError, Recipient};
 use futures::future::join_all;
 use weir_core::{Envelope, StreamMessage};
 
+pub(crate) use event_time::EventTimeTracker;
 pub(crate) use operator::OperatorActor;
 pub(crate) use sink::SinkActor;
 pub(crate) use source::SourceActor;

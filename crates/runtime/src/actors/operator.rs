@@ -11,7 +11,7 @@ use weir_core::{
 };
 
 use super::align::{Aligner, Offer, Step};
-use super::{send_all, Edge, StageMetrics};
+use super::{send_all, Edge, EventTimeTracker, StageMetrics};
 
 /// Runs one [`Operator`]: aligns barriers across its inputs, forwards what `process` returns,
 /// and at every barrier emits the epoch's output once per output mode its consumers need.
@@ -26,16 +26,27 @@ pub(crate) struct OperatorActor {
     failed: bool,
     /// What the operator did since its last barrier.
     stats: StageStats,
+    /// For each input: whether a watermark flows on it, and the latest it carried.
+    inputs_watermark: Vec<(bool, Option<i64>)>,
+    /// The input watermark last given to the operator.
+    applied_ms: Option<i64>,
+    /// The watermark last sent downstream.
+    sent_ms: Option<i64>,
+    /// The operator's own `watermark`, over its output.
+    tracker: Option<EventTimeTracker>,
 }
 
 impl OperatorActor {
+    /// `watermarked` says, per input, whether a watermark flows on it: the operator's input
+    /// watermark is the smallest of theirs (Spark's default policy), once each has sent one.
     pub(crate) fn new(
         name: String,
         operator: Box<dyn Operator>,
-        inputs: usize,
+        watermarked: Vec<bool>,
         outputs: Vec<(Edge, OutputMode)>,
         coordinator: Addr<Coordinator>,
         metrics: Arc<StageMetrics>,
+        tracker: Option<EventTimeTracker>,
     ) -> Self {
         let mut modes: Vec<OutputMode> = outputs.iter().map(|(_, m)| *m).collect();
         modes.sort_by_key(|m| m.as_str());
@@ -43,13 +54,37 @@ impl OperatorActor {
         OperatorActor {
             name,
             operator,
-            aligner: Aligner::new(inputs),
+            aligner: Aligner::new(watermarked.len()),
             outputs,
             modes,
             coordinator,
             metrics,
             failed: false,
             stats: StageStats::default(),
+            inputs_watermark: watermarked.into_iter().map(|w| (w, None)).collect(),
+            applied_ms: None,
+            sent_ms: tracker.as_ref().and_then(EventTimeTracker::watermark),
+            tracker,
+        }
+    }
+
+    /// The smallest watermark of the inputs that carry one, once all of them have.
+    fn input_watermark(&self) -> Option<i64> {
+        let mut carried = self.inputs_watermark.iter().filter(|(w, _)| *w).peekable();
+        carried.peek()?;
+        carried.map(|(_, ms)| *ms).min().flatten()
+    }
+
+    /// The watermark of the operator's output: its input's, held back by its own.
+    fn output_watermark(&mut self) -> Option<i64> {
+        let own = self.tracker.as_mut().map(|t| {
+            t.advance();
+            t.watermark()
+        });
+        match own {
+            None => self.applied_ms,
+            Some(None) => None,
+            Some(Some(own)) => Some(self.applied_ms.map_or(own, |input| input.min(own))),
         }
     }
 
@@ -75,6 +110,9 @@ impl OperatorActor {
                     StageMetrics::add(&self.metrics.batches_in, 1);
                     self.stats.rows_in += batch.num_rows() as u64;
                     if let Some(out) = self.operator.process(batch)? {
+                        if let Some(tracker) = &mut self.tracker {
+                            tracker.observe(&out);
+                        }
                         StageMetrics::add(&self.metrics.rows_out, out.num_rows());
                         self.stats.rows_out += out.num_rows() as u64;
                         outgoing
@@ -82,10 +120,24 @@ impl OperatorActor {
                             .for_each(|o| o.push(StreamMessage::Batch(out.clone())));
                     }
                 }
+                Step::Watermark(port, ms) => {
+                    if let Some((_, latest)) = self.inputs_watermark.get_mut(port) {
+                        *latest = Some(latest.map_or(ms, |l| l.max(ms)));
+                    }
+                }
                 Step::Barrier(barrier) => {
                     failure_point("after-barrier-before-state");
+                    if let Some(input) = self.input_watermark() {
+                        if self.applied_ms.is_none_or(|applied| applied < input) {
+                            self.operator.advance_watermark(input)?;
+                            self.applied_ms = Some(input);
+                        }
+                    }
                     for mode in self.modes.clone() {
                         if let Some(out) = self.operator.emit(mode)? {
+                            if let Some(tracker) = &mut self.tracker {
+                                tracker.observe(&out);
+                            }
                             StageMetrics::add(&self.metrics.rows_out, out.num_rows());
                             self.stats.rows_out += out.num_rows() as u64;
                             for (i, (_, m)) in self.outputs.iter().enumerate() {
@@ -95,12 +147,26 @@ impl OperatorActor {
                             }
                         }
                     }
-                    let snapshot = self.operator.snapshot(barrier.epoch)?;
+                    let mut snapshot = self.operator.snapshot(barrier.epoch)?;
                     self.operator.end_epoch(barrier.epoch)?;
                     StageMetrics::add(&self.metrics.barriers, 1);
+                    // The watermark goes after the epoch's rows, just before its barrier.
+                    let watermark = self.output_watermark();
+                    if let Some(ms) = watermark.filter(|&w| self.sent_ms.is_none_or(|s| s < w)) {
+                        self.sent_ms = Some(ms);
+                        outgoing
+                            .iter_mut()
+                            .for_each(|o| o.push(StreamMessage::Watermark(ms)));
+                    }
                     outgoing
                         .iter_mut()
                         .for_each(|o| o.push(StreamMessage::Barrier(barrier)));
+                    if let Some(tracker) = &mut self.tracker {
+                        tracker.snapshot(&mut snapshot);
+                        self.stats.event_time = tracker.take_stats();
+                    }
+                    self.stats.watermark_ms = self.applied_ms.or(watermark);
+                    self.stats.rows_dropped_by_watermark = self.operator.take_late_rows();
                     self.stats.busy += busy_since.elapsed();
                     busy_since = Instant::now();
                     let stats = std::mem::take(&mut self.stats);

@@ -54,6 +54,8 @@ impl SinkActor {
                     self.stats.rows_out += batch.num_rows() as u64;
                     self.stats.busy += busy_since.elapsed();
                 }
+                // Sinks write what they are given; event time matters to operators.
+                Step::Watermark(..) => {}
                 Step::Barrier(barrier) => {
                     self.sink.pre_commit(barrier.epoch)?;
                     failure_point("after-barrier-before-state");

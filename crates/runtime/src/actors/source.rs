@@ -11,7 +11,7 @@ use weir_checkpoint::{
 };
 use weir_core::{failure_point, BarrierKind, Envelope, Error, Source, StreamMessage};
 
-use super::{Edge, StageMetrics};
+use super::{Edge, EventTimeTracker, StageMetrics};
 
 /// Drives one [`Source`]: reads admitted input batch by batch and puts barriers between
 /// epochs. Reading the next batch overlaps with downstream stages handling the previous one;
@@ -37,6 +37,8 @@ pub(crate) struct SourceActor {
     finished: bool,
     /// What the source read since its last barrier.
     stats: StageStats,
+    /// The source's `watermark`, if its table sets one.
+    tracker: Option<EventTimeTracker>,
 }
 
 /// Which outputs a message goes to.
@@ -64,14 +66,20 @@ impl SourceActor {
         rejects: Vec<Edge>,
         coordinator: Addr<Coordinator>,
         metrics: Arc<StageMetrics>,
+        tracker: Option<EventTimeTracker>,
     ) -> Self {
+        let mut queued = VecDeque::new();
+        // Resumed from a checkpoint: downstream learns at once where event time had got.
+        if let Some(ms) = tracker.as_ref().and_then(EventTimeTracker::watermark) {
+            queued.push_back((StreamMessage::Watermark(ms), Route::Rows));
+        }
         SourceActor {
             name,
             index,
             source,
             outputs,
             rejects,
-            queued: VecDeque::new(),
+            queued,
             coordinator,
             metrics,
             barriers: VecDeque::new(),
@@ -82,6 +90,19 @@ impl SourceActor {
             pumping: false,
             finished: false,
             stats: StageStats::default(),
+            tracker,
+        }
+    }
+
+    /// The barrier as the next message, preceded by the watermark when it advanced.
+    fn barrier(&mut self, barrier: InjectBarrier) -> (StreamMessage, Route) {
+        let message = (StreamMessage::Barrier(barrier.barrier), Route::All);
+        match self.tracker.as_mut().and_then(EventTimeTracker::advance) {
+            Some(ms) => {
+                self.queued.push_front(message);
+                (StreamMessage::Watermark(ms), Route::Rows)
+            }
+            None => message,
         }
     }
 
@@ -127,10 +148,7 @@ impl SourceActor {
         }
         // Under the continuous trigger a barrier goes at the next batch boundary.
         if self.barriers.front().is_some_and(|b| !b.drain) {
-            return Ok(self
-                .barriers
-                .pop_front()
-                .map(|b| (StreamMessage::Barrier(b.barrier), Route::All)));
+            return Ok(self.barriers.pop_front().map(|b| self.barrier(b)));
         }
         loop {
             let reading = Instant::now();
@@ -144,6 +162,9 @@ impl SourceActor {
             let more = batch.is_some();
             if let Some(batch) = batch.filter(|b| b.num_rows() > 0) {
                 failure_point("source-mid-batch");
+                if let Some(tracker) = &mut self.tracker {
+                    tracker.observe(&batch);
+                }
                 self.stats.rows_in += batch.num_rows() as u64;
                 self.stats.rows_out += batch.num_rows() as u64;
                 StageMetrics::add(&self.metrics.rows_in, batch.num_rows());
@@ -165,7 +186,7 @@ impl SourceActor {
             }
             // Everything admitted has been read: a draining barrier may go now.
             if let Some(b) = self.barriers.pop_front() {
-                return Ok(Some((StreamMessage::Barrier(b.barrier), Route::All)));
+                return Ok(Some(self.barrier(b)));
             }
             let Some(poll) = self.continuous else {
                 return Ok(None);
@@ -261,6 +282,12 @@ impl Handler<Pump> for SourceActor {
                 Ok(snapshot) => snapshot,
                 Err(error) => return act.fail(error, ctx),
             };
+            let snapshot = snapshot.map(|mut snapshot| {
+                if let Some(tracker) = &act.tracker {
+                    tracker.snapshot(&mut snapshot);
+                }
+                snapshot
+            });
             act.dispatch(message, route);
             let (Some(barrier), Some(snapshot)) = (barrier, snapshot) else {
                 return act.wake(ctx);
@@ -268,6 +295,8 @@ impl Handler<Pump> for SourceActor {
             let stats = StageStats {
                 pending: Some(act.source.backlog() as u64),
                 malformed_rows: act.source.take_malformed_rows(),
+                watermark_ms: act.tracker.as_ref().and_then(EventTimeTracker::watermark),
+                event_time: act.tracker.as_mut().and_then(EventTimeTracker::take_stats),
                 ..std::mem::take(&mut act.stats)
             };
             act.coordinator.do_send(BarrierEmitted {

@@ -1,0 +1,333 @@
+//! Session windows: `group_by = ["session_window(ts, '30 minutes')", "user"]`.
+//!
+//! Per key of the other group columns, a session runs from its first row's time to its last
+//! row's time plus the gap. A row within the gap of a session joins it (and stretches it); a
+//! row that reaches two sessions merges them into one, as Spark's `session_window` does.
+//! Each session holds its own [`Aggregate`] (of exactly one group), so merging is folding
+//! one into the other, and a session closed by the watermark goes as a whole.
+
+use std::collections::{HashMap, HashSet};
+
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_row::{RowConverter, SortField};
+use arrow_schema::SchemaRef;
+use weir_core::{
+    Epoch, Error, Operator, OutputMode, Result, StageSnapshot, StateDelta, StateEntries,
+};
+use weir_expr::WindowKind;
+
+use crate::aggregate::Aggregate;
+use crate::keys::{from_ordered_bytes, ordered_bytes, restored_i64, WATERMARK_TAG};
+use crate::window::{take_rows, WindowedSettings};
+
+const SESSION_TAG: u8 = b's';
+
+struct Session {
+    start: i64,
+    end: i64,
+    id: u64,
+    aggregate: Aggregate,
+    /// The start it is stored under in the checkpoint, if it is stored.
+    stored: Option<i64>,
+}
+
+/// A running aggregate over session windows.
+pub struct SessionAggregate {
+    settings: WindowedSettings,
+    gap_us: i64,
+    /// Row-encodes the other group keys, to find a row's sessions.
+    converter: Option<RowConverter>,
+    /// Open sessions of each key (row-encoded other keys); few per key, so a list.
+    sessions: HashMap<Box<[u8]>, Vec<Session>>,
+    next_id: u64,
+    /// Sessions (by id) that changed in this epoch.
+    touched: HashSet<u64>,
+    /// Checkpoint keys of sessions that merged away or moved their start.
+    deleted: Vec<Vec<u8>>,
+    watermark_us: Option<i64>,
+    watermark_moved: bool,
+    late_rows: u64,
+}
+
+impl SessionAggregate {
+    pub(crate) fn new(settings: WindowedSettings) -> Result<Self> {
+        let WindowKind::Session { gap_us } = settings.kind else {
+            return Err(Error::Internal(
+                "a session aggregate needs a session window".into(),
+            ));
+        };
+        let converter = match settings.other_keys.is_empty() {
+            true => None,
+            false => Some(
+                RowConverter::new(
+                    settings
+                        .other_keys
+                        .iter()
+                        .map(|k| SortField::new(k.field().data_type().clone()))
+                        .collect(),
+                )
+                .map_err(|e| Error::Internal(format!("session keys cannot be row-encoded: {e}")))?,
+            ),
+        };
+        Ok(SessionAggregate {
+            settings,
+            gap_us,
+            converter,
+            sessions: HashMap::new(),
+            next_id: 0,
+            touched: HashSet::new(),
+            deleted: Vec::new(),
+            watermark_us: None,
+            watermark_moved: false,
+            late_rows: 0,
+        })
+    }
+
+    fn closed(&self, end: i64) -> bool {
+        self.settings.watermarked && self.watermark_us.is_some_and(|w| end <= w)
+    }
+
+    fn state_key(key: &[u8], start: i64) -> Vec<u8> {
+        [&[SESSION_TAG][..], &ordered_bytes(start), key].concat()
+    }
+
+    /// The row-encoded other keys of every row; all empty without other keys.
+    fn keys(&self, batch: &RecordBatch) -> Result<Vec<Box<[u8]>>> {
+        let Some(converter) = &self.converter else {
+            return Ok(vec![Box::default(); batch.num_rows()]);
+        };
+        let columns = self
+            .settings
+            .other_keys
+            .iter()
+            .map(|k| k.evaluate(batch).map_err(|e| Error::Input(e.to_string())))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let rows = converter
+            .convert_columns(&columns)
+            .map_err(|e| Error::arrow("session keys", e))?;
+        Ok(rows.iter().map(|r| Box::from(r.as_ref())).collect())
+    }
+
+    /// The session of `key` that a row at `time` belongs to, made or merged as needed;
+    /// returns its id. `redirect` learns which ids merged into which.
+    fn place(&mut self, key: &[u8], time: i64, redirect: &mut HashMap<u64, u64>) -> Result<u64> {
+        let end = time.saturating_add(self.gap_us);
+        let list = self.sessions.entry(key.into()).or_default();
+        let mut reached: Vec<usize> = (0..list.len())
+            .filter(|&i| list[i].start <= end && time <= list[i].end)
+            .collect();
+        let Some(keep) = reached.first().copied() else {
+            let aggregate = self.settings.inner.build()?;
+            let id = self.next_id;
+            self.next_id += 1;
+            list.push(Session {
+                start: time,
+                end,
+                id,
+                aggregate,
+                stored: None,
+            });
+            self.touched.insert(id);
+            return Ok(id);
+        };
+        // Later indices first, so that removing one leaves the others' indices valid.
+        reached.remove(0);
+        for &i in reached.iter().rev() {
+            let gone = list.remove(i);
+            let into = &mut list[keep];
+            into.aggregate.merge(&gone.aggregate);
+            into.start = into.start.min(gone.start);
+            into.end = into.end.max(gone.end);
+            redirect.insert(gone.id, into.id);
+            self.touched.remove(&gone.id);
+            if let Some(stored) = gone.stored {
+                self.deleted.push(Self::state_key(key, stored));
+            }
+        }
+        let session = &mut list[keep];
+        session.start = session.start.min(time);
+        session.end = session.end.max(end);
+        self.touched.insert(session.id);
+        Ok(session.id)
+    }
+}
+
+impl Operator for SessionAggregate {
+    fn output_schema(&self) -> SchemaRef {
+        self.settings.output_schema()
+    }
+
+    fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let times = self.settings.times(&batch)?;
+        let keys = self.keys(&batch)?;
+        let mut redirect = HashMap::new();
+        let mut rows: HashMap<u64, (usize, Vec<u32>)> = HashMap::new();
+        for (i, time) in times.iter().enumerate() {
+            let Some(time) = time else { continue };
+            // Spark judges a row by its own session, [time, time + gap).
+            if self.closed(time.saturating_add(self.gap_us)) {
+                self.late_rows += 1;
+                continue;
+            }
+            let id = self.place(&keys[i], time, &mut redirect)?;
+            rows.entry(id)
+                .or_insert_with(|| (i, Vec::new()))
+                .1
+                .push(i as u32);
+        }
+        // Rows placed in a session that later merged into another go to the survivor.
+        let mut merged: HashMap<u64, (usize, Vec<u32>)> = HashMap::new();
+        for (mut id, (first, indices)) in rows {
+            while let Some(&into) = redirect.get(&id) {
+                id = into;
+            }
+            let entry = merged.entry(id).or_insert_with(|| (first, Vec::new()));
+            entry.1.extend(indices);
+        }
+        for (id, (first, mut indices)) in merged {
+            indices.sort_unstable();
+            let part = take_rows(&batch, &indices)?;
+            let session = self
+                .sessions
+                .get_mut(&keys[first])
+                .and_then(|list| list.iter_mut().find(|s| s.id == id))
+                .ok_or_else(|| Error::Internal("a session vanished".into()))?;
+            session.aggregate.process(part)?;
+        }
+        Ok(None)
+    }
+
+    fn advance_watermark(&mut self, watermark_ms: i64) -> Result<()> {
+        let now = watermark_ms.saturating_mul(1000);
+        if self.watermark_us.is_none_or(|w| w < now) {
+            self.watermark_us = Some(now);
+            self.watermark_moved = true;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, mode: OutputMode) -> Result<Option<RecordBatch>> {
+        let mut found: Vec<(i64, i64, RecordBatch)> = Vec::new();
+        for list in self.sessions.values() {
+            for session in list {
+                let wanted = match mode {
+                    OutputMode::Update => self.touched.contains(&session.id),
+                    OutputMode::Complete => true,
+                    OutputMode::Append => self.closed(session.end),
+                };
+                if wanted {
+                    found.push((session.start, session.end, session.aggregate.result()?));
+                }
+            }
+        }
+        // In the order of time, then of the other keys' output: stable between runs.
+        found.sort_by_key(|(start, end, _)| (*start, *end));
+        let parts = found
+            .into_iter()
+            .filter(|(_, _, b)| b.num_rows() > 0)
+            .map(|(start, end, batch)| self.settings.with_window(batch, start, end))
+            .collect::<Result<Vec<_>>>()?;
+        self.settings.concat(parts)
+    }
+
+    fn snapshot(&mut self, _epoch: Epoch) -> Result<StageSnapshot> {
+        let mut delta = StateDelta::default();
+        for key in self.deleted.drain(..) {
+            delta.delete(key);
+        }
+        let watermark = self.watermark_us.filter(|_| self.settings.watermarked);
+        for (key, list) in self.sessions.iter_mut() {
+            list.retain(|session| {
+                let closed = watermark.is_some_and(|w| session.end <= w);
+                if closed {
+                    if let Some(stored) = session.stored {
+                        delta.delete(Self::state_key(key, stored));
+                    }
+                    self.touched.remove(&session.id);
+                }
+                !closed
+            });
+            for session in list.iter_mut().filter(|s| self.touched.contains(&s.id)) {
+                if let Some(stored) = session.stored.filter(|&s| s != session.start) {
+                    delta.delete(Self::state_key(key, stored));
+                }
+                for (_, value) in session.aggregate.export() {
+                    let mut stored = session.end.to_le_bytes().to_vec();
+                    stored.extend_from_slice(&value);
+                    delta.put(Self::state_key(key, session.start), stored);
+                }
+                session.stored = Some(session.start);
+            }
+        }
+        self.sessions.retain(|_, list| !list.is_empty());
+        if let (true, Some(w)) = (self.watermark_moved, self.watermark_us) {
+            delta.put(WATERMARK_TAG, w.to_le_bytes());
+        }
+        let count: usize = self.sessions.values().map(Vec::len).sum();
+        let bytes: u64 = self
+            .sessions
+            .iter()
+            .flat_map(|(k, list)| {
+                list.iter()
+                    .map(move |s| s.aggregate.state_bytes() + k.len() as u64 + 16)
+            })
+            .sum();
+        Ok(StageSnapshot {
+            delta,
+            state_keys: count as u64,
+            state_bytes: bytes,
+            detail: format!("{count} open session(s)"),
+        })
+    }
+
+    fn end_epoch(&mut self, epoch: Epoch) -> Result<()> {
+        for list in self.sessions.values_mut() {
+            for session in list.iter_mut().filter(|s| self.touched.contains(&s.id)) {
+                session.aggregate.end_epoch(epoch)?;
+            }
+        }
+        self.touched.clear();
+        self.watermark_moved = false;
+        Ok(())
+    }
+
+    fn restore(&mut self, state: StateEntries) -> Result<()> {
+        let damaged = || {
+            Error::Internal("a session aggregate's checkpoint holds a key it did not write".into())
+        };
+        for (key, value) in state {
+            if key == WATERMARK_TAG {
+                self.watermark_us = Some(restored_i64(&value, "watermark")?);
+                continue;
+            }
+            let (Some((&SESSION_TAG, rest)), true) = (key.split_first(), key.len() >= 9) else {
+                return Err(damaged());
+            };
+            let start = from_ordered_bytes(&rest[..8]).ok_or_else(damaged)?;
+            let group_key = rest[8..].to_vec();
+            if value.len() < 8 {
+                return Err(damaged());
+            }
+            let end = restored_i64(&value[..8], "session end")?;
+            let mut aggregate = self.settings.inner.build()?;
+            aggregate.restore(vec![(group_key.clone(), value[8..].to_vec())])?;
+            let id = self.next_id;
+            self.next_id += 1;
+            self.sessions
+                .entry(group_key.into_boxed_slice())
+                .or_default()
+                .push(Session {
+                    start,
+                    end,
+                    id,
+                    aggregate,
+                    stored: Some(start),
+                });
+        }
+        Ok(())
+    }
+
+    fn take_late_rows(&mut self) -> u64 {
+        std::mem::take(&mut self.late_rows)
+    }
+}
