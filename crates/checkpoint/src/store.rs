@@ -456,7 +456,14 @@ impl CheckpointStore {
                 StageSummary {
                     state_keys: snapshot.state_keys,
                     state_bytes: snapshot.state_bytes,
-                    changed_keys: snapshot.delta.changes.len() as u64,
+                    // A key changed twice in one epoch is one entry; the last change wins.
+                    changed_keys: snapshot
+                        .delta
+                        .changes
+                        .iter()
+                        .map(|(k, _)| k.as_slice())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .len() as u64,
                     detail: snapshot.detail.clone(),
                 },
             );

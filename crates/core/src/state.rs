@@ -7,7 +7,7 @@ pub type StateEntries = Vec<(Vec<u8>, Vec<u8>)>;
 /// (`None`). A checkpoint stores deltas, so its cost follows what changed, not all state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StateDelta {
-    /// The changes, in the order they apply.
+    /// The changes, in the order they apply: a key changed twice ends as its last change.
     pub changes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
