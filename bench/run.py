@@ -14,6 +14,9 @@ Workloads (bench/README.md says more):
   W5  start-up: one small file, from process start to exit
   W6  expressions: filter (about half the rows), a derived column, group by an expression
       with sum over an expression, complete mode; DuckDB runs the same SQL
+  W7  event time: 10-minute tumbling windows per shop with a 5-minute watermark, append to
+      parquet, against DuckDB's time_bucket over the same files; then 4x the rows, for
+      peak memory (window state is evicted by the watermark, so it must stay flat)
 
 Every weir run is a real `weir run` process; its peak memory is the child's max RSS from
 wait4(2). DuckDB runs in a child process too (threads = cores), timed around its query
@@ -238,6 +241,84 @@ def w6(weir, data, work, threads):
     return versus(weir_run, sql, threads)
 
 
+EVENT_SCHEMA = "ts TIMESTAMP, Shop STRING, Sale_Count INT"
+
+
+def event_data(folder, files, rows):
+    """CSV files of (ts, Shop, Sale_Count): ten rows a second of event time, each up to two
+    minutes out of order, 100 shops. Made once and kept."""
+    import duckdb
+
+    done = os.path.join(folder, "done")
+    if os.path.exists(done):
+        return folder
+    fresh(os.path.join(folder, "in"))
+    db = duckdb.connect()
+    for f in range(files):
+        first = f * rows
+        db.execute(f"""
+            COPY (SELECT TIMESTAMP '2026-01-01' + to_microseconds((i * 100000 - hash(i, 7) % 120000000)::BIGINT) AS ts,
+                         printf('Shop_%02d', hash(i, 8) % 100) AS Shop,
+                         (hash(i, 9) % 1001)::INTEGER AS Sale_Count
+                  FROM range({first}, {first + rows}) t(i))
+            TO '{folder}/in/events_{f:04d}.csv' (HEADER false)""")
+    open(done, "w").close()
+    return folder
+
+
+WINDOWS = """
+[sources.sales.watermark]
+column = "ts"
+delay = "5 minutes"
+
+[operators.per_window]
+type = "aggregate"
+input = "sales"
+group_by = ["window(ts, '10 minutes')", "Shop"]
+aggregates = ["sum(Sale_Count) AS total"]
+
+[sinks.windows]
+type = "parquet"
+input = "per_window"
+path = "{work}/windows"
+output_mode = "append"
+"""
+
+W7_SQL = ("SELECT time_bucket(INTERVAL 10 minutes, ts) AS start, Shop, sum(Sale_Count) AS total "
+          "FROM read_csv('{folder}/in/*.csv', header=false, columns={{'ts': 'TIMESTAMP', 'Shop': 'VARCHAR', 'Sale_Count': 'INTEGER'}}) "
+          "GROUP BY ALL")
+
+
+def w7(weir, folder, work, threads, runs=3):
+    """Tumbling windows with a watermark; Weir's closed windows checked against DuckDB's."""
+    import duckdb
+
+    def weir_run():
+        w = fresh(work)
+        lines = [
+            "[checkpoint]", f'path = "{w}/state"', "[trigger]", "available_now = true",
+            "[sources.sales]", 'type = "csv"', f'path = "{folder}/in"', f'schema = "{EVENT_SCHEMA}"',
+            "max_files_per_trigger = 4", WINDOWS.format(work=w),
+        ]
+        toml = os.path.join(w, "pipeline.toml")
+        with open(toml, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        seconds, rss, _, _ = timed([weir, "run", toml, "--quiet"])
+        return seconds, rss
+
+    result = versus(weir_run, f"COPY ({W7_SQL.format(folder=folder)}) TO '{work}/duck.parquet'", threads, runs)
+    # Every window Weir appended equals DuckDB's; only the last ones, still open, are missing.
+    got = duckdb.sql(f"SELECT count(*), sum(total) FROM read_parquet('{work}/windows/*.parquet')").fetchall()[0]
+    agree = duckdb.sql(f"""
+        SELECT count(*) FROM read_parquet('{work}/windows/*.parquet') w
+        JOIN ({W7_SQL.format(folder=folder)}) d ON w."window".start = d.start AND w.Shop = d.Shop AND w.total = d.total
+    """).fetchall()[0][0]
+    everything = duckdb.sql(f"SELECT count(*) FROM ({W7_SQL.format(folder=folder)})").fetchall()[0][0]
+    assert agree == got[0] and got[0] >= everything - 300, f"W7: {agree} of {got[0]} windows agree, DuckDB has {everything}"
+    result["windows"] = got[0]
+    return result
+
+
 def versus_row(label, r, rows):
     """A table row of weir against DuckDB over `rows` rows."""
     return (f"| {label} | {r['weir_s']:.2f} s ({rows / r['weir_s'] / 1e6:.2f} M rows/s) | "
@@ -364,7 +445,7 @@ def main():
     parser.add_argument("--data", default=os.path.join(HERE, "data"))
     parser.add_argument("--work", default=os.path.join(HERE, "work"))
     parser.add_argument("--w3-files", type=int, default=40)
-    parser.add_argument("--only", default="W1,W2,W3,W4,W5,W6")
+    parser.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7")
     parser.add_argument("--results", default=os.path.join(HERE, "results.md"))
     args = parser.parse_args()
     weir = os.path.abspath(args.weir)
@@ -403,6 +484,13 @@ def main():
     if "W6" in only:
         r = w6(weir, data("zipf"), f"{args.work}/w6", threads)
         say(versus_row("W6 filter, derived column, group by lower(Shop), sum of an expression", r, rows))
+    if "W7" in only:
+        small = event_data(os.path.join(args.data, f"events-{args.files}x{args.rows}"), args.files, args.rows)
+        r = w7(weir, small, f"{args.work}/w7", threads)
+        say(versus_row(f"W7 10-minute windows per shop, watermark 5 min, append ({r['windows']:,} windows)", r, rows))
+        big = event_data(os.path.join(args.data, f"events-{4 * args.files}x{args.rows}"), 4 * args.files, args.rows)
+        r4 = w7(weir, big, f"{args.work}/w7", threads, runs=1)
+        say(versus_row(f"W7 with 4x the rows ({r4['windows']:,} windows): peak RSS must stay flat", r4, 4 * rows))
     say()
     if "W3" in only:
         r = w3(weir, data("zipf"), f"{args.work}/w3", args.w3_files)

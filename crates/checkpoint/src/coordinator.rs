@@ -64,6 +64,9 @@ pub struct Coordinator {
     failure: Option<Error>,
     /// Epochs whose commits are under way (they have left `in_flight`).
     committing: usize,
+    /// Signalled when the latest epoch's commits are done: the next epoch's wait for it, so
+    /// that every sink sees its epochs' commits in order and the last one last.
+    commits_done: Option<oneshot::Receiver<()>>,
 }
 
 impl Coordinator {
@@ -98,6 +101,7 @@ impl Coordinator {
             previous_start: None,
             failure: None,
             committing: 0,
+            commits_done: None,
         };
         (coordinator, finished)
     }
@@ -299,7 +303,17 @@ impl Coordinator {
         let sinks = wire.sinks.clone();
         self.committing += 1;
         let committing = Instant::now();
+        let previous = self.commits_done.take();
+        let (done, done_rx) = oneshot::channel();
+        self.commits_done = Some(done_rx);
         let commits = async move {
+            // The epoch before commits first: otherwise a sink could take the last epoch's
+            // commit, close, and refuse the earlier one still on its way.
+            if let Some(previous) = previous {
+                // Dropped unsignalled when that epoch failed; the run is ending either way.
+                let _ = previous.await;
+            }
+            let _done = done;
             // One sink after another: a crash between two leaves some committed and some
             // pending, which recovery finishes.
             for (i, sink) in sinks.iter().enumerate() {
