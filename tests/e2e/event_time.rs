@@ -342,3 +342,110 @@ fn a_long_continuous_run_keeps_window_state_flat() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn csv_timestamps_and_dates_read_with_spark_patterns_and_a_time_zone() {
+    let ws = Workspace::new();
+    ws.write(
+        "in/a.csv",
+        "1,05/01/2024 10:30,02.01.2024\n2,2024-01-05 10:30,03.01.2024\n3,06/07/2024 23:59,xx\n",
+    );
+    let pipeline = |mode: &str| {
+        format!(
+            r#"
+[trigger]
+once = true
+[sources.times]
+type = "csv"
+path = "in"
+schema = "id INT, ts TIMESTAMP, day DATE"
+timestamp_format = "dd/MM/yyyy HH:mm"
+date_format = "dd.MM.yyyy"
+time_zone = "Europe/Paris"
+{mode}
+[sinks.out]
+type = "parquet"
+input = "times"
+path = "out"
+"#
+        )
+    };
+    ws.write("pipeline.toml", &pipeline("mode = \"failfast\""));
+    let out = ws.weir(&["run", "pipeline.toml", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("in/a.csv:2: field ts: \"2024-01-05 10:30\" is not a TIMESTAMP (the pattern is \"dd/MM/yyyy HH:mm\")"),
+        "{stderr}"
+    );
+    ws.write(
+        "pipeline.toml",
+        &pipeline("corrupt_record_column = \"bad\""),
+    );
+    ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
+    let script = "import sys, duckdb\n\
+        for r in duckdb.sql(f\"SELECT id, strftime(ts AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M'), day, bad FROM read_parquet('{sys.argv[1]}/*.parquet') ORDER BY id\").fetchall(): print(r)";
+    let read = Command::new("python3")
+        .args(["-c", script])
+        .arg(ws.path("out"))
+        .output()
+        .unwrap();
+    let rows = String::from_utf8_lossy(&read.stdout);
+    // Paris is UTC+1 in January and UTC+2 in July; a value that does not fit its pattern
+    // is a malformed row, kept with a null in permissive mode.
+    assert_eq!(
+        rows.lines().collect::<Vec<_>>(),
+        [
+            "(1, '2024-01-05 09:30', datetime.date(2024, 1, 2), None)",
+            "(2, None, datetime.date(2024, 1, 3), '2,2024-01-05 10:30,03.01.2024')",
+            "(3, '2024-07-06 21:59', None, '3,06/07/2024 23:59,xx')",
+        ],
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    ws.write(
+        "pipeline.toml",
+        &pipeline("").replace("Europe/Paris", "Mars/Olympus"),
+    );
+    let out = ws.weir(&["validate", "pipeline.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        stderr.contains("sources.times.time_zone: unknown time zone \"Mars/Olympus\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn append_of_a_window_without_a_watermark_is_refused_with_the_reason() {
+    let ws = Workspace::new();
+    ws.write("in/a.csv", "1,2024-01-01 00:00:00,a,1\n");
+    let text = pipeline("available_now = true").replace(
+        "watermark = { column = \"ts\", delay = \"5 minutes\" }\n",
+        "",
+    );
+    ws.write("pipeline.toml", &text);
+    let out = ws.weir(&["validate", "pipeline.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("sinks.tumbling_out.output_mode: \"append\" is not allowed: sink \"tumbling_out\" reads a windowed aggregate without a watermark"),
+        "{stderr}"
+    );
+    let bad = pipeline("available_now = true").replace("column = \"ts\"", "column = \"shop\"");
+    ws.write("pipeline.toml", &bad);
+    let stderr =
+        String::from_utf8_lossy(&ws.weir(&["validate", "pipeline.toml"]).stderr).to_string();
+    assert!(
+        stderr.contains("sources.orders.watermark.column: \"shop\" is STRING, but a watermark needs a TIMESTAMP or DATE column"),
+        "{stderr}"
+    );
+    let bad =
+        pipeline("available_now = true").replace("delay = \"5 minutes\"", "delay = \"5 parsecs\"");
+    ws.write("pipeline.toml", &bad);
+    let stderr =
+        String::from_utf8_lossy(&ws.weir(&["validate", "pipeline.toml"]).stderr).to_string();
+    assert!(
+        stderr.contains("sources.orders.watermark.delay: \"5 parsecs\" is not an interval"),
+        "{stderr}"
+    );
+}

@@ -22,6 +22,7 @@ mod event_time;
 mod message;
 mod schema;
 mod state;
+mod time_format;
 
 pub use component::{Operator, Sink, Source};
 pub use duration::{parse_duration, parse_interval};
@@ -32,3 +33,4 @@ pub use event_time::{
 pub use message::{Barrier, BarrierKind, Envelope, Epoch, OutputMode, StreamMessage};
 pub use schema::{bad_records_schema, ddl_type_name, parse_ddl, DdlError, SUPPORTED_TYPES, UTC};
 pub use state::{failure_point, StageSnapshot, StateDelta, StateEntries, FAILURE_POINTS};
+pub use time_format::java_to_chrono;

@@ -16,6 +16,7 @@ use weir_core::{
 };
 
 use crate::decode::{BadRecord, Decoded, FileDecoder};
+use crate::times::{TimeOptions, TimeParsing};
 
 /// The `type = "csv"` source as written in the pipeline file. Names follow Spark's CSV options.
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +62,18 @@ pub struct CsvSourceConfig {
     /// committed with the same epoch as the good rows (Databricks' `badRecordsPath`).
     #[serde(default)]
     pub bad_records_path: Option<String>,
+    /// How TIMESTAMP columns are written, as a Spark pattern (`"dd/MM/yyyy HH:mm"`; Spark's
+    /// `timestampFormat`). Default: ISO 8601 or `yyyy-MM-dd HH:mm:ss[.SSSSSS]`.
+    #[serde(default)]
+    pub timestamp_format: Option<String>,
+    /// How DATE columns are written, as a Spark pattern (`"dd.MM.yyyy"`; Spark's
+    /// `dateFormat`). Default: `yyyy-MM-dd`.
+    #[serde(default)]
+    pub date_format: Option<String>,
+    /// The zone of timestamps written without an offset (Spark's `timeZone`): `"UTC"`, an
+    /// offset such as `"+02:00"`, or a region such as `"Europe/Paris"`. Default UTC.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 /// What the CSV source does with a malformed row (Spark's `mode`).
@@ -114,6 +127,9 @@ impl Default for CsvSourceConfig {
             mode: None,
             corrupt_record_column: None,
             bad_records_path: None,
+            timestamp_format: None,
+            date_format: None,
+            time_zone: None,
         }
     }
 }
@@ -132,6 +148,8 @@ pub struct CsvSourceSettings {
     pub(crate) parsed: SchemaRef,
     /// Where the corrupt-record column is in [`Self::schema`].
     pub(crate) corrupt_at: Option<usize>,
+    /// What arrow-csv decodes and how times become the parsed types.
+    pub(crate) times: TimeParsing,
     pub(crate) mode: MalformedMode,
     pub(crate) header: bool,
     pub(crate) sep: u8,
@@ -224,6 +242,14 @@ impl CsvSourceConfig {
             }
         };
         let columns = schema.as_ref().map(|s| self.columns(s, mode, &mut errors));
+        let times = columns.as_ref().map(|(parsed, _, _)| {
+            TimeOptions {
+                timestamp_format: self.timestamp_format.as_deref(),
+                date_format: self.date_format.as_deref(),
+                time_zone: self.time_zone.as_deref(),
+            }
+            .validate(parsed, &mut errors)
+        });
         if self
             .bad_records_path
             .as_deref()
@@ -242,13 +268,14 @@ impl CsvSourceConfig {
         } else {
             Location::Folder(PathBuf::from(&self.path))
         };
-        match (columns, errors.is_empty()) {
-            (Some((parsed, schema, corrupt_at)), true) => Ok(CsvSourceSettings {
+        match (columns, times, errors.is_empty()) {
+            (Some((parsed, schema, corrupt_at)), Some(times), true) => Ok(CsvSourceSettings {
                 location,
                 schema,
                 bad_records_path: self.bad_records_path.as_ref().map(PathBuf::from),
                 parsed,
                 corrupt_at,
+                times,
                 mode,
                 header: self.header,
                 sep,

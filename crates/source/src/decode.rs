@@ -122,6 +122,10 @@ impl FileDecoder {
             Ok(None) => return Ok(None),
             Err(_) => return self.careful(start),
         };
+        // A time that does not parse with the source's pattern: judge the batch row by row.
+        let Some(batch) = self.settings.times.finish(batch, &self.settings.parsed) else {
+            return self.careful(start);
+        };
         self.header_pending = false;
         let records = batch.num_rows() as u64;
         let skipped = self.skip.min(records);
@@ -234,11 +238,31 @@ impl FileDecoder {
                 }
             }
             let mut refused = Vec::new();
-            find_refused(field, &values, &mut refused);
+            let times = &self.settings.times;
+            match times.pattern(c) {
+                Some(pattern) => {
+                    for (i, value) in &values {
+                        if times.parses(c, value) == Some(false) {
+                            refused.push(*i);
+                        }
+                    }
+                    for &i in &refused {
+                        let value = rows[i].fields.get(c).unwrap_or_default();
+                        reasons[i].get_or_insert_with(|| {
+                            format!("{} (the pattern is \"{pattern}\")", refusal(field, value))
+                        });
+                    }
+                }
+                None => {
+                    find_refused(times.read.field(c), &values, &mut refused);
+                    for &i in &refused {
+                        let value = rows[i].fields.get(c).unwrap_or_default();
+                        reasons[i].get_or_insert_with(|| refusal(field, value));
+                    }
+                }
+            }
             for i in refused {
                 usable[i * width + c] = false;
-                let value = rows[i].fields.get(c).unwrap_or_default();
-                reasons[i].get_or_insert_with(|| refusal(field, value));
             }
         }
 
@@ -307,12 +331,17 @@ impl FileDecoder {
             writer.write_record(fields).map_err(|e| internal(&e))?;
         }
         let text = writer.into_inner().map_err(|e| internal(&e))?;
-        let mut decoder = ReaderBuilder::new(self.settings.parsed.clone())
+        let mut decoder = ReaderBuilder::new(self.settings.times.read.clone())
             .with_batch_size(kept.len())
             .build_decoder();
-        let parsed = decode_all(&mut decoder, &text)
+        let read = decode_all(&mut decoder, &text)
             .map_err(|e| internal(&e))?
             .ok_or_else(|| internal(&"no rows"))?;
+        let parsed = self
+            .settings
+            .times
+            .finish(read, &self.settings.parsed)
+            .ok_or_else(|| internal(&"a time judged sound did not parse"))?;
         let corrupt: StringArray = kept.iter().map(|(_, raw)| raw.as_deref()).collect();
         self.output(parsed, Arc::new(corrupt))
     }
@@ -380,7 +409,7 @@ impl<R: Read> Read for Tee<'_, R> {
 }
 
 fn fast_decoder(settings: &CsvSourceSettings, header: bool) -> Decoder {
-    ReaderBuilder::new(settings.parsed.clone())
+    ReaderBuilder::new(settings.times.read.clone())
         .with_header(header)
         .with_delimiter(settings.sep)
         .with_quote(settings.quote)

@@ -27,6 +27,7 @@
 
 mod csv;
 mod decode;
+mod times;
 
 pub use crate::csv::{CsvSource, CsvSourceConfig, CsvSourceSettings, Location, MalformedMode};
 pub use crate::decode::BadRecord;
