@@ -75,6 +75,22 @@ impl Component {
     pub fn sql(query: &str) -> Self {
         Component::new("sql").set("query", query)
     }
+
+    /// `watermark = { column, delay }` on a source or operator: Spark's
+    /// `withWatermark(column, delay)`, with `delay` an interval such as `"10 minutes"`.
+    pub fn watermark(self, column: &str, delay: &str) -> Self {
+        let mut table = toml::Table::new();
+        table.insert("column".into(), column.into());
+        table.insert("delay".into(), delay.into());
+        self.set("watermark", table)
+    }
+
+    /// A `deduplicate` operator reading `input`: each value of `columns` passes once.
+    pub fn deduplicate(input: &str, columns: &[&str]) -> Self {
+        Component::new("deduplicate")
+            .input(input)
+            .set("columns", columns.to_vec())
+    }
 }
 
 /// Builds a pipeline in code. Everything goes through the same validation as a pipeline

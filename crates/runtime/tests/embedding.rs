@@ -248,3 +248,57 @@ fn code_built_pipelines_filter_and_derive_columns() {
         assert_eq!(deliveries, [(1, false, vec![10, 30])]);
     });
 }
+
+#[test]
+fn a_builder_pipeline_appends_each_window_once_the_watermark_passes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(
+        input.join("a.csv"),
+        "2026-01-01 10:01:00;s;1\n2026-01-01 10:05:00;s;2\n2026-01-01 10:12:00;s;3\n",
+    )
+    .unwrap();
+    std::fs::write(input.join("b.csv"), "2026-01-01 10:30:00;s;4\n").unwrap();
+    let system = System::new();
+    system.block_on(async {
+        let collector = Collector::default().start();
+        let spec = PipelineBuilder::new("windows")
+            .set("trigger.available_now", true)
+            .source(
+                "sales",
+                Component::new("csv")
+                    .set("path", input.display().to_string())
+                    .set("schema", "ts TIMESTAMP, Shop STRING, Sale_Count INT")
+                    .set("sep", ";")
+                    .set("max_files_per_trigger", 1)
+                    .watermark("ts", "0 seconds"),
+            )
+            .operator(
+                "per_window",
+                Component::aggregate(
+                    "sales",
+                    &["window(ts, '10 minutes')", "Shop"],
+                    &["sum(Sale_Count) AS total"],
+                ),
+            )
+            .operator(
+                "ints",
+                Component::select("per_window", &["window", "Shop", "CAST(total AS INT)"]),
+            )
+            .channel_sink(
+                "mine",
+                "ints",
+                OutputMode::Append,
+                collector.clone().recipient(),
+            )
+            .build()
+            .unwrap();
+        let handle = spec.start().unwrap();
+        assert_eq!(handle.wait().await.unwrap(), weir::Epoch(2));
+        let (deliveries, _) = collector.send(Take).await.unwrap();
+        // Epoch 1 closes 10:00-10:10 (the watermark is 10:12); epoch 2 closes 10:10-10:20.
+        // 10:30-10:40 is still open when the input ends.
+        assert_eq!(deliveries, [(1, false, vec![3]), (2, false, vec![3])]);
+    });
+}
