@@ -360,9 +360,20 @@ fn aggregated(
             Some(alias) => format!("{key} AS {}", quote(alias)),
             None => key.to_string(),
         };
-        let planned = Expression::plan(&text, schema)
-            .map_err(|e| ExprError::new(format!("GROUP BY {}", e.message)))?;
-        key_names.push(planned.name().to_string());
+        // A window key (`window(ts, '10 minutes')`) is the aggregate's to plan; its name is
+        // Spark's, `window` or `session_window`, unless aliased.
+        let name = match crate::WindowCall::plan(&text, schema) {
+            Some(window) => {
+                window
+                    .map_err(|e| ExprError::new(format!("GROUP BY {}", e.message)))?
+                    .name
+            }
+            None => Expression::plan(&text, schema)
+                .map_err(|e| ExprError::new(format!("GROUP BY {}", e.message)))?
+                .name()
+                .to_string(),
+        };
+        key_names.push(name);
         key_texts.push(text);
     }
     // Aggregates: each distinct call in the SELECT list and HAVING, named by its SELECT item

@@ -152,3 +152,41 @@ fn interval(text: &str, arg: &ast::Expr) -> Result<i64, ExprError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_core::parse_ddl;
+
+    #[test]
+    fn plans_windows_with_aliases_and_refuses_bad_ones() {
+        let schema = parse_ddl("ts TIMESTAMP, shop STRING, n INT").unwrap();
+        let call = WindowCall::plan("window(ts, '10 minutes') AS \"w\"", &schema)
+            .unwrap()
+            .unwrap();
+        assert_eq!(call.name, "w");
+        assert_eq!(
+            call.kind,
+            WindowKind::Fixed {
+                size_us: 600_000_000,
+                slide_us: 600_000_000,
+                start_us: 0
+            }
+        );
+        let session = WindowCall::plan("SESSION_WINDOW(ts, '30 minutes')", &schema)
+            .unwrap()
+            .unwrap();
+        assert_eq!(session.name, "session_window");
+        assert!(WindowCall::plan("upper(shop)", &schema).is_none());
+        let bad = |text: &str| {
+            WindowCall::plan(text, &schema)
+                .unwrap()
+                .unwrap_err()
+                .message
+        };
+        assert!(bad("window(shop, '1 minute')").contains("must be a TIMESTAMP or DATE"));
+        assert!(bad("window(ts, '1 minute', '2 minutes')").contains("must not be longer"));
+        assert!(bad("window(ts, 10)").contains("write it as a string"));
+        assert!(bad("window(ts, '1 fortnight')").contains("unknown unit"));
+    }
+}

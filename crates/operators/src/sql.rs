@@ -4,12 +4,14 @@
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use serde::Deserialize;
-use weir_core::{ConfigError, Epoch, Operator, OutputMode, Result, StageSnapshot, StateEntries};
+use weir_core::{
+    ConfigError, Epoch, EventTimeColumn, Operator, OutputMode, Result, StageSnapshot, StateEntries,
+};
 use weir_expr::QueryPlan;
 
 use crate::{
-    Aggregate, AggregateConfig, AggregateSettings, Filter, FilterConfig, FilterSettings, Select,
-    SelectConfig, SelectSettings,
+    AggregateConfig, AggregateSettings, Filter, FilterConfig, FilterSettings, Select, SelectConfig,
+    SelectSettings, WindowedSettings,
 };
 
 /// The `type = "sql"` operator as written in the pipeline file.
@@ -27,8 +29,13 @@ impl SqlConfig {
         QueryPlan::input_of(query).map_err(|e| e.message)
     }
 
-    /// Plans the query into stages, each validated as its TOML form would be.
-    pub fn validate(&self, input: &SchemaRef) -> Result<SqlSettings, Vec<ConfigError>> {
+    /// Plans the query into stages, each validated as its TOML form would be. `event_time`
+    /// is the watermarked column of the input, for a `GROUP BY window(...)`.
+    pub fn validate(
+        &self,
+        input: &SchemaRef,
+        event_time: Option<&EventTimeColumn>,
+    ) -> Result<SqlSettings, Vec<ConfigError>> {
         let error = |message: String| vec![ConfigError::new("query", message)];
         let plan = QueryPlan::plan(&self.query, input).map_err(|e| error(e.message))?;
         let in_stage = |stage: &str, errors: Vec<ConfigError>| -> Vec<ConfigError> {
@@ -48,13 +55,25 @@ impl SqlConfig {
             stages.push(Stage::Filter(filter));
         }
         if let Some((group_by, aggregates)) = &plan.aggregate {
-            let aggregate = AggregateConfig {
+            let config = AggregateConfig {
                 group_by: group_by.clone(),
                 aggregates: aggregates.clone(),
-            }
-            .validate(&schema)
-            .map_err(|e| in_stage("GROUP BY", e))?;
-            schema = aggregate.output_schema();
+            };
+            let windowed = config
+                .validate_windowed(&schema, event_time)
+                .map_err(|e| in_stage("GROUP BY", e))?;
+            let aggregate = match windowed {
+                Some(windowed) => AggregateStage::Windowed(windowed),
+                None => AggregateStage::Plain(
+                    config
+                        .validate(&schema)
+                        .map_err(|e| in_stage("GROUP BY", e))?,
+                ),
+            };
+            schema = match &aggregate {
+                AggregateStage::Plain(a) => a.output_schema(),
+                AggregateStage::Windowed(w) => w.output_schema(),
+            };
             stages.push(Stage::Aggregate(aggregate));
         }
         if let Some(condition) = &plan.having {
@@ -81,8 +100,15 @@ impl SqlConfig {
 #[derive(Debug, Clone)]
 enum Stage {
     Filter(FilterSettings),
-    Aggregate(AggregateSettings),
+    Aggregate(AggregateStage),
     Select(SelectSettings),
+}
+
+/// The query's aggregate: over windows when a GROUP BY key is one.
+#[derive(Debug, Clone)]
+enum AggregateStage {
+    Plain(AggregateSettings),
+    Windowed(WindowedSettings),
 }
 
 /// A validated [`SqlConfig`]: the stages it was planned into.
@@ -103,6 +129,18 @@ impl SqlSettings {
         self.stages.iter().any(|s| matches!(s, Stage::Aggregate(_)))
     }
 
+    /// For an aggregating query: why a sink reading it may not use `append` mode; `None`
+    /// for a window over the watermarked column.
+    pub fn append_refusal(&self) -> Option<String> {
+        self.stages.iter().find_map(|s| match s {
+            Stage::Aggregate(AggregateStage::Windowed(w)) => Some(w.append_refusal()),
+            Stage::Aggregate(AggregateStage::Plain(_)) => Some(Some(
+                "reads an aggregate, whose rows change as data arrives".into(),
+            )),
+            _ => None,
+        })?
+    }
+
     /// The stages, one line each, as `weir graph` shows them.
     pub fn describe(&self) -> String {
         let parts: Vec<String> = self
@@ -110,7 +148,10 @@ impl SqlSettings {
             .iter()
             .map(|stage| match stage {
                 Stage::Filter(f) => format!("filter {}", f.condition()),
-                Stage::Aggregate(a) => format!("aggregate {}", a.describe()),
+                Stage::Aggregate(AggregateStage::Plain(a)) => format!("aggregate {}", a.describe()),
+                Stage::Aggregate(AggregateStage::Windowed(w)) => {
+                    format!("aggregate {}", w.describe())
+                }
                 Stage::Select(s) => format!("select [{}]", s.columns().join(", ")),
             })
             .collect();
@@ -127,8 +168,12 @@ impl SqlSettings {
         };
         for stage in &self.stages {
             let row_stage = match stage {
-                Stage::Aggregate(a) => {
-                    operator.aggregate = Some(a.build()?);
+                Stage::Aggregate(AggregateStage::Plain(a)) => {
+                    operator.aggregate = Some(Box::new(a.build()?));
+                    continue;
+                }
+                Stage::Aggregate(AggregateStage::Windowed(w)) => {
+                    operator.aggregate = Some(w.build()?);
                     continue;
                 }
                 Stage::Filter(f) => RowStage::Filter(f.build()),
@@ -171,7 +216,7 @@ fn run(stages: &[RowStage], mut batch: RecordBatch) -> Result<Option<RecordBatch
 /// is the operator's checkpoint state), and the row stages applied to what it emits.
 pub struct SqlOperator {
     before: Vec<RowStage>,
-    aggregate: Option<Aggregate>,
+    aggregate: Option<Box<dyn Operator>>,
     after: Vec<RowStage>,
     schema: SchemaRef,
 }
@@ -220,5 +265,16 @@ impl Operator for SqlOperator {
             Some(aggregate) => aggregate.restore(state),
             None => Ok(()),
         }
+    }
+
+    fn advance_watermark(&mut self, watermark_ms: i64) -> Result<()> {
+        match &mut self.aggregate {
+            Some(aggregate) => aggregate.advance_watermark(watermark_ms),
+            None => Ok(()),
+        }
+    }
+
+    fn take_late_rows(&mut self) -> u64 {
+        self.aggregate.as_mut().map_or(0, |a| a.take_late_rows())
     }
 }

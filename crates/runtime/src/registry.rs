@@ -366,15 +366,17 @@ impl Default for Registry {
         });
         #[cfg(feature = "expressions")]
         registry.register_operator("sql", |table, input| {
+            let event_time = table.event_time().cloned();
             table.validate(|config: SqlConfig| {
-                let settings = config.validate(input)?;
-                Ok(BuiltIn::boxed(
-                    settings.describe(),
-                    settings.is_aggregate(),
-                    settings.output_schema(),
+                let settings = config.validate(input, event_time.as_ref())?;
+                Ok(Box::new(BuiltIn {
+                    describe: settings.describe(),
+                    aggregate: settings.is_aggregate(),
+                    append_refusal: settings.append_refusal(),
+                    schema: settings.output_schema(),
                     settings,
-                    |s| Ok(Box::new(s.build()?)),
-                ))
+                    build: |s| Ok(Box::new(s.build()?)),
+                }) as Box<dyn OperatorSpec>)
             })
         });
         registry.set_console_output(|| Box::new(std::io::stdout()));
