@@ -295,8 +295,10 @@ fn a_long_continuous_run_keeps_window_state_flat() {
     signal_and_wait(&mut child, "INT");
     let log = std::fs::read_to_string(ws.path("progress.jsonl")).unwrap();
     let mut keys = Vec::new();
+    let mut checkpoint_bytes = Vec::new();
     for line in log.lines() {
         let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        checkpoint_bytes.push(record["checkpoint_bytes"].as_u64().unwrap_or(0));
         let stage = record["stages"]
             .as_array()
             .unwrap()
@@ -324,6 +326,14 @@ fn a_long_continuous_run_keeps_window_state_flat() {
     assert!(
         late.iter().any(|k| k.0 > 0),
         "the state was empty late in the run"
+    );
+    // What each checkpoint writes follows what changed, not how many windows went by.
+    let half = checkpoint_bytes.len() / 2;
+    let first = checkpoint_bytes[..half].iter().max().copied().unwrap_or(0);
+    let second = checkpoint_bytes[half..].iter().max().copied().unwrap_or(0);
+    assert!(
+        second <= 2 * first + 4096,
+        "checkpoints grew from {first} to {second} bytes: {checkpoint_bytes:?}"
     );
     let script = "import sys, duckdb\n\
         print(duckdb.sql(f\"SELECT count(DISTINCT \\\"window\\\".start) FROM read_parquet('{sys.argv[1]}/*.parquet')\").fetchall()[0][0])";
@@ -447,5 +457,82 @@ fn append_of_a_window_without_a_watermark_is_refused_with_the_reason() {
     assert!(
         stderr.contains("sources.orders.watermark.delay: \"5 parsecs\" is not an interval"),
         "{stderr}"
+    );
+    // A window is a struct, which CSV cannot hold (as in Spark).
+    let csv = pipeline("available_now = true").replacen(
+        "type = \"parquet\"\ninput = \"tumbling\"",
+        "type = \"csv\"\ninput = \"tumbling\"",
+        1,
+    );
+    ws.write("pipeline.toml", &csv);
+    let stderr =
+        String::from_utf8_lossy(&ws.weir(&["validate", "pipeline.toml"]).stderr).to_string();
+    assert!(
+        stderr.contains("sinks.tumbling_out.input: column \"window\" is STRUCT<start: TIMESTAMP, end: TIMESTAMP>, which a CSV file cannot hold"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_window_over_two_sources_is_final_only_when_both_watermarks_pass_it() {
+    let ws = Workspace::new();
+    ws.write("a/1.csv", "2026-01-01 10:30:00,x,1\n");
+    ws.write("b/1.csv", "2026-01-01 10:05:00,x,2\n");
+    let source = |name: &str| {
+        format!(
+            r#"
+[sources.{name}]
+type = "csv"
+path = "{name}"
+schema = "ts TIMESTAMP, shop STRING, amount INT"
+watermark = {{ column = "ts", delay = "0 seconds" }}
+"#
+        )
+    };
+    let text = format!(
+        r#"
+[checkpoint]
+path = "state"
+[trigger]
+available_now = true
+{}{}
+[operators.per_window]
+type = "aggregate"
+input = ["a", "b"]
+group_by = ["window(ts, '10 minutes')"]
+aggregates = ["sum(amount) AS total"]
+[operators.flat]
+type = "select"
+input = "per_window"
+columns = ["window.start AS start", "total"]
+[sinks.out]
+type = "csv"
+input = "flat"
+path = "out"
+output_mode = "append"
+"#,
+        source("a"),
+        source("b")
+    );
+    ws.write("pipeline.toml", &text);
+    ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
+    let rows = |ws: &Workspace| {
+        let mut all = Vec::new();
+        for file in visible_files(&ws.path("out")) {
+            let text = std::fs::read_to_string(ws.path("out").join(file)).unwrap();
+            all.extend(text.lines().skip(1).map(String::from));
+        }
+        all
+    };
+    // a is at 10:30, b at 10:05: the smaller watermark, 10:05, closes nothing.
+    assert!(rows(&ws).is_empty(), "{:?}", rows(&ws));
+    ws.write("b/2.csv", "2026-01-01 10:20:00,x,4\n");
+    ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
+    // Now b is at 10:20: 10:00-10:10 (b's first row) is final; a's 10:30 is still open.
+    let out = rows(&ws);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(
+        out[0].contains("10:00:00") && out[0].ends_with(",2"),
+        "{out:?}"
     );
 }

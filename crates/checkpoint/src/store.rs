@@ -158,6 +158,11 @@ impl CheckpointStore {
         // was never complete, and dropping it is right. Damage anywhere before it is not
         // dropped silently (RocksDB's default would stop reading there and open anyway).
         options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
+        // RocksDB's 64 MB memtables made a long run's memory grow with what it had
+        // checkpointed (W7: 115 MB at 10 M rows, 171 MB at 40 M). Checkpoints are written
+        // once and read at restart, so small memtables cost nothing that matters.
+        options.set_write_buffer_size(4 << 20);
+        options.set_max_write_buffer_number(2);
         options
     }
 

@@ -190,6 +190,13 @@ pub fn ddl_type_name(data_type: &DataType) -> String {
         DataType::Date32 => "DATE".into(),
         DataType::Timestamp(..) => "TIMESTAMP".into(),
         DataType::Decimal128(p, s) => format!("DECIMAL({p},{s})"),
+        DataType::Struct(fields) => {
+            let inner: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{}: {}", f.name(), ddl_type_name(f.data_type())))
+                .collect();
+            format!("STRUCT<{}>", inner.join(", "))
+        }
         other => other.to_string(),
     }
 }

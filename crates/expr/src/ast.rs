@@ -5,7 +5,7 @@
 use std::ops::ControlFlow;
 use weir_core::java_to_chrono;
 
-use arrow_schema::Schema;
+use arrow_schema::{DataType, Schema};
 use sqlparser::ast::helpers::attached_token::AttachedToken;
 use sqlparser::ast::{
     CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
@@ -70,6 +70,12 @@ impl Prepare<'_> {
     /// A column reference as Spark resolves it: an exact match first, then the one column
     /// whose name differs only in case. The result names the column as the schema spells it.
     fn resolve(&self, parts: &[Ident]) -> Result<Box<Expr>, ExprError> {
+        // `window.start`: a field of a struct column, as Spark reads it.
+        if let [column, field] = parts {
+            if let Some(access) = self.struct_field(column, field) {
+                return Ok(access);
+            }
+        }
         let name = match parts {
             [column] => column,
             [table, column]
@@ -122,6 +128,31 @@ impl Prepare<'_> {
                 Err(ExprError::new(message))
             }
         }
+    }
+
+    /// `column.field` as `get_field(column, 'field')`, when `column` is a struct column
+    /// (ignoring case, as columns resolve) with such a field.
+    fn struct_field(&self, column: &Ident, field: &Ident) -> Option<Box<Expr>> {
+        let fields = self.schema.fields();
+        let found = fields
+            .iter()
+            .find(|f| f.name() == &column.value)
+            .or_else(|| {
+                fields
+                    .iter()
+                    .find(|f| f.name().eq_ignore_ascii_case(&column.value))
+            })?;
+        let DataType::Struct(inner) = found.data_type() else {
+            return None;
+        };
+        let inner = inner
+            .iter()
+            .find(|f| f.name().eq_ignore_ascii_case(&field.value))?;
+        let column = Expr::Identifier(Ident::with_quote('"', found.name().as_str()));
+        Some(Box::new(call(
+            "get_field",
+            vec![column, string(inner.name())],
+        )))
     }
 
     fn columns(&self) -> String {

@@ -209,6 +209,9 @@ impl Operator for Deduplicate {
         if keep.iter().all(|k| *k) {
             return Ok(Some(batch));
         }
+        if keep.iter().all(|k| !*k) {
+            return Ok(None);
+        }
         let mask = BooleanArray::from(keep);
         filter_record_batch(&batch, &mask)
             .map(Some)
@@ -278,5 +281,95 @@ impl Operator for Deduplicate {
 
     fn take_late_rows(&mut self) -> u64 {
         std::mem::take(&mut self.late_rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, TimestampMicrosecondArray};
+    use std::sync::Arc;
+    use weir_core::{parse_ddl, UTC};
+
+    const MIN: i64 = 60_000_000;
+
+    fn batch(schema: &SchemaRef, rows: &[(i64, i64)]) -> RecordBatch {
+        let ts = TimestampMicrosecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+            .with_timezone(UTC);
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(ts),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_key_passes_once_until_the_watermark_passes_its_time_plus_the_delay() {
+        let schema = parse_ddl("id BIGINT, ts TIMESTAMP").unwrap();
+        let event_time = EventTimeColumn {
+            column: "ts".into(),
+            delay_us: 10 * MIN,
+        };
+        let settings = DeduplicateConfig {
+            columns: vec!["ID".into()],
+        }
+        .validate(&schema, Some(&event_time))
+        .unwrap();
+        let mut dedup = settings.build().unwrap();
+        let out = dedup
+            .process(batch(&schema, &[(1, 0), (1, MIN), (2, 5 * MIN)]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            out.num_rows(),
+            2,
+            "the second 1 is a duplicate within the batch"
+        );
+        // Watermark 9 minutes: key 1 (expires at 10) and key 2 (15) are remembered.
+        dedup.advance_watermark(9 * MIN / 1000).unwrap();
+        let state = dedup.snapshot(Epoch(1)).unwrap();
+        assert_eq!(state.state_keys, 2);
+        let entries = state.delta.into_entries();
+        // Late rows (at or before the watermark) are dropped and counted.
+        assert!(dedup
+            .process(batch(&schema, &[(3, 9 * MIN)]))
+            .unwrap()
+            .is_none());
+        assert_eq!(dedup.take_late_rows(), 1);
+        dedup.advance_watermark(10 * MIN / 1000).unwrap();
+        assert_eq!(
+            dedup.snapshot(Epoch(2)).unwrap().state_keys,
+            1,
+            "key 1 expired"
+        );
+        // Restored, the remembered keys still hold back their duplicates.
+        let mut restored = settings.build().unwrap();
+        restored.restore(entries).unwrap();
+        let out = restored
+            .process(batch(&schema, &[(2, 12 * MIN), (4, 12 * MIN)]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.num_rows(), 1);
+    }
+
+    #[test]
+    fn unknown_columns_are_named() {
+        let schema = parse_ddl("id BIGINT").unwrap();
+        let errors = DeduplicateConfig {
+            columns: vec!["nope".into()],
+        }
+        .validate(&schema, None)
+        .unwrap_err();
+        assert_eq!(errors[0].key, "columns[0]");
+        assert!(
+            errors[0].message.contains("it has id"),
+            "{}",
+            errors[0].message
+        );
     }
 }

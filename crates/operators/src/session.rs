@@ -331,3 +331,99 @@ impl Operator for SessionAggregate {
         std::mem::take(&mut self.late_rows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AggregateConfig;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, TimestampMicrosecondType};
+    use arrow_array::{Int32Array, StringArray, TimestampMicrosecondArray};
+    use std::sync::Arc;
+    use weir_core::{parse_ddl, EventTimeColumn, UTC};
+
+    const MIN: i64 = 60_000_000;
+
+    fn batch(schema: &SchemaRef, rows: &[(i64, &str)]) -> RecordBatch {
+        let ts = TimestampMicrosecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+            .with_timezone(UTC);
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(ts),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int32Array::from(vec![1; rows.len()])),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// `user start end count` per session, sorted, in minutes.
+    fn sessions(batch: &RecordBatch) -> Vec<String> {
+        let window = batch.column(1).as_struct();
+        let start = window.column(0).as_primitive::<TimestampMicrosecondType>();
+        let end = window.column(1).as_primitive::<TimestampMicrosecondType>();
+        let mut out: Vec<String> = (0..batch.num_rows())
+            .map(|r| {
+                format!(
+                    "{} {}-{} {}",
+                    batch.column(0).as_string::<i32>().value(r),
+                    start.value(r) / MIN,
+                    end.value(r) / MIN,
+                    batch.column(2).as_primitive::<Int64Type>().value(r)
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn rows_within_the_gap_share_a_session_and_a_bridging_row_merges_two() {
+        let schema = parse_ddl("ts TIMESTAMP, user STRING, n INT").unwrap();
+        let event_time = EventTimeColumn {
+            column: "ts".into(),
+            delay_us: 0,
+        };
+        let settings = AggregateConfig {
+            group_by: vec!["user".into(), "session_window(ts, '10 minutes')".into()],
+            aggregates: vec!["count(*) AS n".into()],
+        }
+        .validate_windowed(&schema, Some(&event_time))
+        .unwrap()
+        .unwrap();
+        let mut agg = settings.build().unwrap();
+        agg.process(batch(
+            &schema,
+            &[(0, "u"), (5 * MIN, "u"), (22 * MIN, "u"), (0, "v")],
+        ))
+        .unwrap();
+        assert_eq!(
+            sessions(&agg.emit(OutputMode::Complete).unwrap().unwrap()),
+            ["u 0-15 2", "u 22-32 1", "v 0-10 1"]
+        );
+        let state = agg.snapshot(Epoch(1)).unwrap().delta.into_entries();
+        agg.end_epoch(Epoch(1)).unwrap();
+        // 14 minutes reaches both of u's sessions: it is before the first one's end (15) and
+        // its own [14, 24) reaches the second one's start (22).
+        let mut restored = settings.build().unwrap();
+        restored.restore(state).unwrap();
+        for agg in [&mut agg, &mut restored] {
+            agg.process(batch(&schema, &[(14 * MIN, "u")])).unwrap();
+            assert_eq!(
+                sessions(&agg.emit(OutputMode::Update).unwrap().unwrap()),
+                ["u 0-32 4"]
+            );
+        }
+        // The watermark closes v's session, and u's merged one only once it reaches 32.
+        agg.advance_watermark(31 * MIN / 1000).unwrap();
+        assert_eq!(
+            sessions(&agg.emit(OutputMode::Append).unwrap().unwrap()),
+            ["v 0-10 1"]
+        );
+        let snapshot = agg.snapshot(Epoch(2)).unwrap();
+        assert_eq!(snapshot.state_keys, 1);
+    }
+}

@@ -474,3 +474,139 @@ impl Operator for WindowedAggregate {
         std::mem::take(&mut self.late_rows)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, TimestampMicrosecondType};
+    use arrow_array::{Int32Array, StringArray};
+    use weir_core::parse_ddl;
+
+    const MIN: i64 = 60_000_000;
+
+    fn settings(group_by: &[&str], watermarked: bool) -> (SchemaRef, WindowedSettings) {
+        let schema = parse_ddl("ts TIMESTAMP, shop STRING, n INT").unwrap();
+        let event_time = EventTimeColumn {
+            column: "ts".into(),
+            delay_us: 0,
+        };
+        let config = AggregateConfig {
+            group_by: group_by.iter().map(|s| s.to_string()).collect(),
+            aggregates: vec!["sum(n) AS total".into()],
+        };
+        let settings = config
+            .validate_windowed(&schema, watermarked.then_some(&event_time))
+            .unwrap()
+            .unwrap();
+        (schema, settings)
+    }
+
+    fn batch(schema: &SchemaRef, rows: &[(i64, &str, i32)]) -> RecordBatch {
+        let ts = TimestampMicrosecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+            .with_timezone(UTC);
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(ts),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int32Array::from(
+                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    /// `start_minute shop total` per output row, sorted.
+    fn rows(batch: &RecordBatch) -> Vec<String> {
+        let window = batch.column(0).as_struct();
+        let starts = window.column(0).as_primitive::<TimestampMicrosecondType>();
+        let mut out: Vec<String> = (0..batch.num_rows())
+            .map(|r| {
+                format!(
+                    "{} {} {}",
+                    starts.value(r) / MIN,
+                    batch.column(1).as_string::<i32>().value(r),
+                    batch.column(2).as_primitive::<Int64Type>().value(r)
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_row_belongs_to_every_sliding_window_that_covers_it() {
+        let (schema, settings) =
+            settings(&["window(ts, '10 minutes', '5 minutes')", "shop"], false);
+        let mut agg = settings.build().unwrap();
+        // 7 minutes is in [0, 10) and [5, 15); 10 minutes in [5, 15) and [10, 20) (ends are
+        // exclusive); -1 minute in [-10, 0) and [-5, 5).
+        agg.process(batch(
+            &schema,
+            &[(7 * MIN, "a", 1), (10 * MIN, "a", 10), (-MIN, "a", 100)],
+        ))
+        .unwrap();
+        let out = agg.emit(OutputMode::Complete).unwrap().unwrap();
+        assert_eq!(
+            rows(&out),
+            ["-10 a 100", "-5 a 100", "0 a 1", "10 a 10", "5 a 11"]
+        );
+        assert_eq!(
+            settings.output_schema().field(0).name(),
+            "window",
+            "Spark's name for the window column"
+        );
+    }
+
+    #[test]
+    fn final_windows_are_appended_once_evicted_and_later_rows_for_them_dropped() {
+        let (schema, settings) = settings(&["window(ts, '10 minutes')", "shop"], true);
+        let mut agg = settings.build().unwrap();
+        agg.process(batch(&schema, &[(MIN, "a", 1), (12 * MIN, "b", 2)]))
+            .unwrap();
+        agg.advance_watermark(10 * MIN / 1000).unwrap();
+        assert_eq!(
+            rows(&agg.emit(OutputMode::Append).unwrap().unwrap()),
+            ["0 a 1"]
+        );
+        let snapshot = agg.snapshot(Epoch(1)).unwrap();
+        agg.end_epoch(Epoch(1)).unwrap();
+        assert_eq!(snapshot.state_keys, 1, "the closed window is gone");
+        let state = snapshot.delta.clone().into_entries();
+        // A late row for the closed window is dropped and counted; the open one takes rows.
+        agg.process(batch(&schema, &[(2 * MIN, "a", 5), (13 * MIN, "b", 3)]))
+            .unwrap();
+        assert_eq!(agg.take_late_rows(), 1);
+        assert!(agg.emit(OutputMode::Append).unwrap().is_none());
+        assert_eq!(
+            rows(&agg.emit(OutputMode::Update).unwrap().unwrap()),
+            ["10 b 5"]
+        );
+        // Restored from the checkpoint: the watermark and the open window come back.
+        let mut restored = settings.build().unwrap();
+        restored.restore(state).unwrap();
+        restored
+            .process(batch(&schema, &[(3 * MIN, "a", 7)]))
+            .unwrap();
+        assert_eq!(restored.take_late_rows(), 1);
+        assert_eq!(
+            rows(&restored.emit(OutputMode::Complete).unwrap().unwrap()),
+            ["10 b 2"]
+        );
+    }
+
+    #[test]
+    fn a_window_over_another_column_than_the_watermark_is_not_appendable() {
+        let (_, plain) = settings(&["window(ts, '1 hour')"], false);
+        assert!(plain
+            .append_refusal()
+            .unwrap()
+            .contains("without a watermark"));
+        let (_, watermarked) = settings(&["window(ts, '1 hour')"], true);
+        assert!(watermarked.append_refusal().is_none());
+    }
+}

@@ -102,6 +102,22 @@ impl FileSinkConfig {
             FileFormat::Parquet,
             &mut errors,
         );
+        if format == FileFormat::Csv {
+            // CSV holds flat values only, as in Spark ("CSV data source does not support
+            // struct"): a window column, for one, needs a parquet sink.
+            for field in input.fields() {
+                if field.data_type().is_nested() {
+                    errors.push(ConfigError::new(
+                        "input",
+                        format!(
+                            "column \"{}\" is {}, which a CSV file cannot hold; write it to a parquet sink, or select flat columns first (for a window: \"window.start\")",
+                            field.name(),
+                            weir_core::ddl_type_name(field.data_type())
+                        ),
+                    ));
+                }
+            }
+        }
         let sep = match self.sep.as_deref().unwrap_or(",").as_bytes() {
             [b] if b.is_ascii() => *b,
             _ => {
