@@ -61,8 +61,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn java_patterns_become_chrono_ones() {
+    fn java_patterns_become_chrono_patterns() {
         assert_eq!(java_to_chrono("yyyy-MM-dd HH:mm:ss"), "%Y-%m-%d %H:%M:%S");
         assert_eq!(java_to_chrono("dd/MM/yy 'at' HH"), "%d/%m/%y at %H");
+        assert_eq!(
+            java_to_chrono("yyyy-MM-dd'T'HH:mm:ss.SSS"),
+            "%Y-%m-%dT%H:%M:%S.%3f"
+        );
     }
 }

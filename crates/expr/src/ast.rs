@@ -407,16 +407,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn java_patterns_become_chrono_patterns() {
-        assert_eq!(java_to_chrono("yyyy-MM-dd HH:mm:ss"), "%Y-%m-%d %H:%M:%S");
-        assert_eq!(java_to_chrono("dd/MM/yy 'at' HH"), "%d/%m/%y at %H");
-        assert_eq!(
-            java_to_chrono("yyyy-MM-dd'T'HH:mm:ss.SSS"),
-            "%Y-%m-%dT%H:%M:%S.%3f"
-        );
-    }
-
-    #[test]
     fn closest_finds_typos_only() {
         let names = ["File", "Shop", "Sale_Count"];
         assert_eq!(closest("sale_cont", names.into_iter()), Some("Sale_Count"));

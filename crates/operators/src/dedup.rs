@@ -16,7 +16,7 @@ use weir_core::{
     StateEntries,
 };
 
-use crate::keys::{restored_i64, WATERMARK_TAG};
+use crate::keys::{restored_i64, ReachedWatermark};
 
 /// The tag of a remembered key in the checkpoint.
 const KEY_TAG: u8 = b'k';
@@ -129,8 +129,7 @@ impl DeduplicateSettings {
             seen: HashMap::default(),
             by_expiry: BTreeMap::new(),
             added: Vec::new(),
-            watermark_us: None,
-            watermark_moved: false,
+            watermark: ReachedWatermark::default(),
             late_rows: 0,
         })
     }
@@ -146,8 +145,7 @@ pub struct Deduplicate {
     by_expiry: BTreeMap<i64, Vec<Box<[u8]>>>,
     /// Keys first seen in this epoch.
     added: Vec<Box<[u8]>>,
-    watermark_us: Option<i64>,
-    watermark_moved: bool,
+    watermark: ReachedWatermark,
     late_rows: u64,
 }
 
@@ -188,7 +186,7 @@ impl Operator for Deduplicate {
                     // A row without an event time cannot be placed against the watermark.
                     let time = times.is_valid(i).then(|| times.value(i));
                     match time {
-                        Some(t) if self.watermark_us.is_none_or(|w| t > w) => {
+                        Some(t) if self.watermark.get().is_none_or(|w| t > w) => {
                             t.saturating_add(delay)
                         }
                         _ => {
@@ -219,10 +217,8 @@ impl Operator for Deduplicate {
     }
 
     fn advance_watermark(&mut self, watermark_ms: i64) -> Result<()> {
-        let now = watermark_ms.saturating_mul(1000);
-        if self.settings.event_time.is_some() && self.watermark_us.is_none_or(|w| w < now) {
-            self.watermark_us = Some(now);
-            self.watermark_moved = true;
+        if self.settings.event_time.is_some() {
+            self.watermark.advance(watermark_ms);
         }
         Ok(())
     }
@@ -236,7 +232,7 @@ impl Operator for Deduplicate {
                 snapshot.delta.put(stored, expiry.to_le_bytes());
             }
         }
-        if let Some(w) = self.watermark_us {
+        if let Some(w) = self.watermark.get() {
             let live = self.by_expiry.split_off(&w.saturating_add(1));
             for key in std::mem::replace(&mut self.by_expiry, live)
                 .into_values()
@@ -246,9 +242,7 @@ impl Operator for Deduplicate {
                 snapshot.delta.delete([&[KEY_TAG][..], &key].concat());
             }
         }
-        if let (true, Some(w)) = (self.watermark_moved, self.watermark_us) {
-            snapshot.delta.put(WATERMARK_TAG, w.to_le_bytes());
-        }
+        self.watermark.snapshot(&mut snapshot.delta);
         snapshot.state_keys = self.seen.len() as u64;
         snapshot.state_bytes = self.seen.keys().map(|k| k.len() as u64 + 8).sum();
         snapshot.detail = format!("{} key(s) remembered", self.seen.len());
@@ -256,14 +250,13 @@ impl Operator for Deduplicate {
     }
 
     fn end_epoch(&mut self, _epoch: Epoch) -> Result<()> {
-        self.watermark_moved = false;
+        self.watermark.end_epoch();
         Ok(())
     }
 
     fn restore(&mut self, state: StateEntries) -> Result<()> {
         for (key, value) in state {
-            if key == WATERMARK_TAG {
-                self.watermark_us = Some(restored_i64(&value, "watermark")?);
+            if self.watermark.restore(&key, &value)? {
                 continue;
             }
             let Some((&KEY_TAG, row)) = key.split_first() else {

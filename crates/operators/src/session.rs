@@ -17,7 +17,7 @@ use weir_core::{
 use weir_expr::WindowKind;
 
 use crate::aggregate::Aggregate;
-use crate::keys::{from_ordered_bytes, ordered_bytes, restored_i64, WATERMARK_TAG};
+use crate::keys::{from_ordered_bytes, ordered_bytes, restored_i64, ReachedWatermark};
 use crate::window::{take_rows, WindowedSettings};
 
 const SESSION_TAG: u8 = b's';
@@ -44,8 +44,7 @@ pub struct SessionAggregate {
     touched: HashSet<u64>,
     /// Checkpoint keys of sessions that merged away or moved their start.
     deleted: Vec<Vec<u8>>,
-    watermark_us: Option<i64>,
-    watermark_moved: bool,
+    watermark: ReachedWatermark,
     late_rows: u64,
 }
 
@@ -77,14 +76,13 @@ impl SessionAggregate {
             next_id: 0,
             touched: HashSet::new(),
             deleted: Vec::new(),
-            watermark_us: None,
-            watermark_moved: false,
+            watermark: ReachedWatermark::default(),
             late_rows: 0,
         })
     }
 
     fn closed(&self, end: i64) -> bool {
-        self.settings.watermarked && self.watermark_us.is_some_and(|w| end <= w)
+        self.settings.watermarked && self.watermark.get().is_some_and(|w| end <= w)
     }
 
     fn state_key(key: &[u8], start: i64) -> Vec<u8> {
@@ -198,11 +196,7 @@ impl Operator for SessionAggregate {
     }
 
     fn advance_watermark(&mut self, watermark_ms: i64) -> Result<()> {
-        let now = watermark_ms.saturating_mul(1000);
-        if self.watermark_us.is_none_or(|w| w < now) {
-            self.watermark_us = Some(now);
-            self.watermark_moved = true;
-        }
+        self.watermark.advance(watermark_ms);
         Ok(())
     }
 
@@ -235,7 +229,7 @@ impl Operator for SessionAggregate {
         for key in self.deleted.drain(..) {
             delta.delete(key);
         }
-        let watermark = self.watermark_us.filter(|_| self.settings.watermarked);
+        let watermark = self.watermark.get().filter(|_| self.settings.watermarked);
         for (key, list) in self.sessions.iter_mut() {
             list.retain(|session| {
                 let closed = watermark.is_some_and(|w| session.end <= w);
@@ -260,9 +254,7 @@ impl Operator for SessionAggregate {
             }
         }
         self.sessions.retain(|_, list| !list.is_empty());
-        if let (true, Some(w)) = (self.watermark_moved, self.watermark_us) {
-            delta.put(WATERMARK_TAG, w.to_le_bytes());
-        }
+        self.watermark.snapshot(&mut delta);
         let count: usize = self.sessions.values().map(Vec::len).sum();
         let bytes: u64 = self
             .sessions
@@ -287,7 +279,7 @@ impl Operator for SessionAggregate {
             }
         }
         self.touched.clear();
-        self.watermark_moved = false;
+        self.watermark.end_epoch();
         Ok(())
     }
 
@@ -296,8 +288,7 @@ impl Operator for SessionAggregate {
             Error::Internal("a session aggregate's checkpoint holds a key it did not write".into())
         };
         for (key, value) in state {
-            if key == WATERMARK_TAG {
-                self.watermark_us = Some(restored_i64(&value, "watermark")?);
+            if self.watermark.restore(&key, &value)? {
                 continue;
             }
             let (Some((&SESSION_TAG, rest)), true) = (key.split_first(), key.len() >= 9) else {

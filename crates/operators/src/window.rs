@@ -21,7 +21,7 @@ use weir_core::{
 use weir_expr::{Expression, WindowCall, WindowKind};
 
 use crate::aggregate::{Aggregate, AggregateConfig, AggregateSettings};
-use crate::keys::{from_ordered_bytes, ordered_bytes, restored_i64, WATERMARK_TAG};
+use crate::keys::{from_ordered_bytes, ordered_bytes, ReachedWatermark};
 use crate::session::SessionAggregate;
 
 /// The state key tag of a window's groups.
@@ -259,9 +259,8 @@ pub struct WindowedAggregate {
     start_us: i64,
     /// Open windows by start.
     windows: BTreeMap<i64, Aggregate>,
-    /// Windows that ended at or before this are final (microseconds).
-    watermark_us: Option<i64>,
-    watermark_moved: bool,
+    /// Windows that ended at or before it are final.
+    watermark: ReachedWatermark,
     /// Windows that rows changed in this epoch.
     touched: BTreeSet<i64>,
     late_rows: u64,
@@ -284,8 +283,7 @@ impl WindowedAggregate {
             slide_us,
             start_us,
             windows: BTreeMap::new(),
-            watermark_us: None,
-            watermark_moved: false,
+            watermark: ReachedWatermark::default(),
             touched: BTreeSet::new(),
             late_rows: 0,
         }
@@ -295,7 +293,8 @@ impl WindowedAggregate {
     fn closed(&self, start: i64) -> bool {
         self.settings.watermarked
             && self
-                .watermark_us
+                .watermark
+                .get()
                 .is_some_and(|w| start.saturating_add(self.size_us) <= w)
     }
 
@@ -354,11 +353,7 @@ impl Operator for WindowedAggregate {
     }
 
     fn advance_watermark(&mut self, watermark_ms: i64) -> Result<()> {
-        let now = watermark_ms.saturating_mul(1000);
-        if self.watermark_us.is_none_or(|w| w < now) {
-            self.watermark_us = Some(now);
-            self.watermark_moved = true;
-        }
+        self.watermark.advance(watermark_ms);
         Ok(())
     }
 
@@ -420,9 +415,7 @@ impl Operator for WindowedAggregate {
                 }
             }
         }
-        if let (true, Some(w)) = (self.watermark_moved, self.watermark_us) {
-            delta.put(WATERMARK_TAG, w.to_le_bytes());
-        }
+        self.watermark.snapshot(&mut delta);
         let groups: usize = self.windows.values().map(Aggregate::group_count).sum();
         let bytes: u64 = self.windows.values().map(Aggregate::state_bytes).sum();
         Ok(StageSnapshot {
@@ -439,15 +432,14 @@ impl Operator for WindowedAggregate {
                 aggregate.end_epoch(epoch)?;
             }
         }
-        self.watermark_moved = false;
+        self.watermark.end_epoch();
         Ok(())
     }
 
     fn restore(&mut self, state: StateEntries) -> Result<()> {
         let mut by_window: BTreeMap<i64, StateEntries> = BTreeMap::new();
         for (key, value) in state {
-            if key == WATERMARK_TAG {
-                self.watermark_us = Some(restored_i64(&value, "watermark")?);
+            if self.watermark.restore(&key, &value)? {
                 continue;
             }
             let start = match key.split_first() {

@@ -14,7 +14,7 @@ use weir_core::{Epoch, Error, Operator, OutputMode, Result, Sink, Source, EVENT_
 use crate::actors::{
     Edge, EventTimeTracker, OperatorActor, SinkActor, SourceActor, StageMetrics, MAILBOX_CAPACITY,
 };
-use crate::spec::{PipelineSpec, Upstream};
+use crate::spec::{PipelineSpec, Upstream, WatermarkSpec};
 
 /// A running pipeline. Dropping it does not stop the pipeline; [`PipelineHandle::wait`] does
 /// once the run ends.
@@ -251,11 +251,7 @@ impl PipelineSpec {
                 .take()
                 .ok_or_else(|| Error::Internal(format!("operator {} built twice", node.name)))?;
             let stage = format!("operators.{}", node.name);
-            let tracker = node
-                .watermark
-                .as_ref()
-                .map(|w| EventTimeTracker::new(w, event_times.get(&stage).map(Vec::as_slice)))
-                .transpose()?;
+            let tracker = tracker(node.watermark.as_ref(), &stage, &event_times)?;
             let watermarked = node
                 .inputs
                 .iter()
@@ -289,11 +285,7 @@ impl PipelineSpec {
                     .collect())
             };
             let stage = format!("sources.{}", node.name);
-            let tracker = node
-                .watermark
-                .as_ref()
-                .map(|w| EventTimeTracker::new(w, event_times.get(&stage).map(Vec::as_slice)))
-                .transpose()?;
+            let tracker = tracker(node.watermark.as_ref(), &stage, &event_times)?;
             let actor = SourceActor::new(
                 node.name.clone(),
                 index,
@@ -565,4 +557,16 @@ impl PipelineSpec {
 
 fn store_error(e: StoreError) -> Error {
     Error::Checkpoint(e.to_string())
+}
+
+/// The event-time tracker of a stage that computes a watermark, resumed where the
+/// checkpoint's `event_times` say it had got.
+fn tracker(
+    watermark: Option<&WatermarkSpec>,
+    stage: &str,
+    event_times: &BTreeMap<String, Vec<u8>>,
+) -> Result<Option<EventTimeTracker>> {
+    watermark
+        .map(|w| EventTimeTracker::new(w, event_times.get(stage).map(Vec::as_slice)))
+        .transpose()
 }
