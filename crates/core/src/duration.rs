@@ -81,7 +81,7 @@ pub fn parse_interval(text: &str) -> Result<i64, String> {
         }
     }
     tokens.retain(|(_, t)| !t.is_empty());
-    if tokens.is_empty() || tokens.len() % 2 != 0 {
+    if tokens.is_empty() || !tokens.len().is_multiple_of(2) {
         return Err(bad());
     }
     let mut total: i64 = 0;

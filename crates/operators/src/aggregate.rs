@@ -540,33 +540,27 @@ impl State {
                 State::SumInt {
                     sums: o, seen: os, ..
                 },
-            ) => {
-                if os[h] {
-                    sums[g] = sums[g].wrapping_add(o[h]);
-                    seen[g] = true;
-                }
+            ) if os[h] => {
+                sums[g] = sums[g].wrapping_add(o[h]);
+                seen[g] = true;
             }
             (
                 State::SumFloat { sums, seen, .. },
                 State::SumFloat {
                     sums: o, seen: os, ..
                 },
-            ) => {
-                if os[h] {
-                    sums[g] += o[h];
-                    seen[g] = true;
-                }
+            ) if os[h] => {
+                sums[g] += o[h];
+                seen[g] = true;
             }
             (
                 State::SumDecimal { sums, seen, .. },
                 State::SumDecimal {
                     sums: o, seen: os, ..
                 },
-            ) => {
-                if os[h] {
-                    sums[g] = sums[g].wrapping_add(o[h]);
-                    seen[g] = true;
-                }
+            ) if os[h] => {
+                sums[g] = sums[g].wrapping_add(o[h]);
+                seen[g] = true;
             }
             (State::Count { counts, .. }, State::Count { counts: o, .. }) => counts[g] += o[h],
             (
@@ -603,7 +597,8 @@ impl State {
                     }
                 }
             }
-            // Both sides come from the same settings, so their variants always match.
+            // A sum the other group never saw; or (both sides come from the same settings)
+            // nothing else.
             _ => {}
         }
     }

@@ -63,12 +63,12 @@ impl SqlConfig {
                 .validate_windowed(&schema, event_time)
                 .map_err(|e| in_stage("GROUP BY", e))?;
             let aggregate = match windowed {
-                Some(windowed) => AggregateStage::Windowed(windowed),
-                None => AggregateStage::Plain(
+                Some(windowed) => AggregateStage::Windowed(Box::new(windowed)),
+                None => AggregateStage::Plain(Box::new(
                     config
                         .validate(&schema)
                         .map_err(|e| in_stage("GROUP BY", e))?,
-                ),
+                )),
             };
             schema = match &aggregate {
                 AggregateStage::Plain(a) => a.output_schema(),
@@ -104,11 +104,12 @@ enum Stage {
     Select(SelectSettings),
 }
 
-/// The query's aggregate: over windows when a GROUP BY key is one.
+/// The query's aggregate: over windows when a GROUP BY key is one. Boxed: the settings are
+/// several times a filter's.
 #[derive(Debug, Clone)]
 enum AggregateStage {
-    Plain(AggregateSettings),
-    Windowed(WindowedSettings),
+    Plain(Box<AggregateSettings>),
+    Windowed(Box<WindowedSettings>),
 }
 
 /// A validated [`SqlConfig`]: the stages it was planned into.

@@ -294,8 +294,8 @@ impl PipelineSpec {
                 edges(Upstream::BadRecords(index))?,
                 coordinator.clone(),
                 new_metrics(stage),
-                tracker,
-            );
+            )
+            .with_watermark(tracker);
             let addr = SourceActor::start_in_arbiter(&threads.next(), move |ctx| {
                 ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
                 actor

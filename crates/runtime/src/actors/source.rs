@@ -66,20 +66,14 @@ impl SourceActor {
         rejects: Vec<Edge>,
         coordinator: Addr<Coordinator>,
         metrics: Arc<StageMetrics>,
-        tracker: Option<EventTimeTracker>,
     ) -> Self {
-        let mut queued = VecDeque::new();
-        // Resumed from a checkpoint: downstream learns at once where event time had got.
-        if let Some(ms) = tracker.as_ref().and_then(EventTimeTracker::watermark) {
-            queued.push_back((StreamMessage::Watermark(ms), Route::Rows));
-        }
         SourceActor {
             name,
             index,
             source,
             outputs,
             rejects,
-            queued,
+            queued: VecDeque::new(),
             coordinator,
             metrics,
             barriers: VecDeque::new(),
@@ -90,8 +84,19 @@ impl SourceActor {
             pumping: false,
             finished: false,
             stats: StageStats::default(),
-            tracker,
+            tracker: None,
         }
+    }
+
+    /// The source computes a watermark (`watermark = { column, delay }`) with `tracker`.
+    pub(crate) fn with_watermark(mut self, tracker: Option<EventTimeTracker>) -> Self {
+        // Resumed from a checkpoint: downstream learns at once where event time had got.
+        if let Some(ms) = tracker.as_ref().and_then(EventTimeTracker::watermark) {
+            self.queued
+                .push_back((StreamMessage::Watermark(ms), Route::Rows));
+        }
+        self.tracker = tracker;
+        self
     }
 
     /// The barrier as the next message, preceded by the watermark when it advanced.
