@@ -196,11 +196,13 @@ fn on_a_terminal_a_continuous_run_shows_a_status_line_until_stopped() {
     ws.csv_files("in", 0, 3, 100, 10, 32);
     let pipeline = notebook_pipeline("", 1).replace("[trigger]\n", "");
     ws.write("pipeline.toml", &pipeline);
-    // Ctrl-C after a second and a half: weir finishes the epoch and exits 0.
+    // Ctrl-C after a second and a half: weir finishes the epoch and exits 0. --foreground:
+    // otherwise timeout signals the child and then its whole process group, and a second
+    // SIGINT that lands after the first was handled means "abort" (it did, now and then).
     let screen = on_a_terminal(
         &ws,
         &format!(
-            "timeout --preserve-status -s INT 1.5 {} run pipeline.toml --set sinks.display.num_rows=1",
+            "timeout --foreground --preserve-status -s INT 1.5 {} run pipeline.toml --set sinks.display.num_rows=1",
             env!("CARGO_BIN_EXE_weir")
         ),
     );
