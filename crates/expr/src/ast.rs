@@ -51,6 +51,16 @@ impl VisitorMut for Prepare<'_> {
         let result = match expr {
             Expr::Identifier(ident) => self.resolve(std::slice::from_ref(ident)).map(Some),
             Expr::CompoundIdentifier(parts) => self.resolve(parts).map(Some),
+            // `user`, `current_date` and the like without parentheses parse as calls; a column
+            // of that name wins, as in Spark (a `user` column is common).
+            Expr::Function(function) if matches!(function.args, FunctionArguments::None) => {
+                match function.name.0.as_slice() {
+                    [ObjectNamePart::Identifier(name)] if self.has_column(&name.value) => {
+                        self.resolve(std::slice::from_ref(name)).map(Some)
+                    }
+                    _ => rewrite_function(function).map(|e| e.map(Box::new)),
+                }
+            }
             Expr::Function(function) => rewrite_function(function).map(|e| e.map(Box::new)),
             _ => Ok(None),
         };
@@ -128,6 +138,14 @@ impl Prepare<'_> {
                 Err(ExprError::new(message))
             }
         }
+    }
+
+    /// Whether the input has a column of this name, ignoring case.
+    fn has_column(&self, name: &str) -> bool {
+        self.schema
+            .fields()
+            .iter()
+            .any(|f| f.name().eq_ignore_ascii_case(name))
     }
 
     /// `column.field` as `get_field(column, 'field')`, when `column` is a struct column

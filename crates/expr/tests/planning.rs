@@ -241,3 +241,23 @@ fn integer_literals_are_int_and_an_overflow_is_an_error() {
         ["21000000000", "0", "null"]
     );
 }
+
+#[test]
+fn a_column_named_like_a_niladic_function_is_the_column() {
+    let schema: SchemaRef = Arc::new(Schema::new(vec![
+        Field::new("user", DataType::Utf8, true),
+        Field::new("window", DataType::Int32, true),
+    ]));
+    let user = Expression::plan("USER", &schema).unwrap();
+    assert_eq!(user.name(), "user");
+    assert_eq!(user.column(), Some(0));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["ann"])),
+            Arc::new(Int32Array::from(vec![1])),
+        ],
+    )
+    .unwrap();
+    assert_eq!(values(&user.evaluate(&batch).unwrap()), ["ann"]);
+}

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_row::{RowConverter, SortField};
+use arrow_row::{RowConverter, Rows, SortField};
 use arrow_schema::SchemaRef;
 use weir_core::{
     Epoch, Error, Operator, OutputMode, Result, StageSnapshot, StateDelta, StateEntries,
@@ -37,7 +37,8 @@ pub struct SessionAggregate {
     gap_us: i64,
     /// Row-encodes the other group keys, to find a row's sessions.
     converter: Option<RowConverter>,
-    /// Open sessions of each key (row-encoded other keys); few per key, so a list.
+    /// Open sessions of each key (row-encoded other keys), disjoint and by start (so by end
+    /// too), so that a row's sessions are found by binary search.
     sessions: HashMap<Box<[u8]>, Vec<Session>>,
     next_id: u64,
     /// Sessions (by id) that changed in this epoch.
@@ -89,10 +90,11 @@ impl SessionAggregate {
         [&[SESSION_TAG][..], &ordered_bytes(start), key].concat()
     }
 
-    /// The row-encoded other keys of every row; all empty without other keys.
-    fn keys(&self, batch: &RecordBatch) -> Result<Vec<Box<[u8]>>> {
+    /// The row-encoded other keys of the batch; `None` without other keys (every row then
+    /// has the empty key).
+    fn keys(&self, batch: &RecordBatch) -> Result<Option<Rows>> {
         let Some(converter) = &self.converter else {
-            return Ok(vec![Box::default(); batch.num_rows()]);
+            return Ok(None);
         };
         let columns = self
             .settings
@@ -100,49 +102,55 @@ impl SessionAggregate {
             .iter()
             .map(|k| k.evaluate(batch).map_err(|e| Error::Input(e.to_string())))
             .collect::<Result<Vec<ArrayRef>>>()?;
-        let rows = converter
+        converter
             .convert_columns(&columns)
-            .map_err(|e| Error::arrow("session keys", e))?;
-        Ok(rows.iter().map(|r| Box::from(r.as_ref())).collect())
+            .map(Some)
+            .map_err(|e| Error::arrow("session keys", e))
     }
 
     /// The session of `key` that a row at `time` belongs to, made or merged as needed;
     /// returns its id. `redirect` learns which ids merged into which.
     fn place(&mut self, key: &[u8], time: i64, redirect: &mut HashMap<u64, u64>) -> Result<u64> {
         let end = time.saturating_add(self.gap_us);
-        let list = self.sessions.entry(key.into()).or_default();
-        let mut reached: Vec<usize> = (0..list.len())
-            .filter(|&i| list[i].start <= end && time <= list[i].end)
-            .collect();
-        let Some(keep) = reached.first().copied() else {
+        if !self.sessions.contains_key(key) {
+            self.sessions.insert(key.into(), Vec::new());
+        }
+        let list = self
+            .sessions
+            .get_mut(key)
+            .ok_or_else(|| Error::Internal("a session list vanished".into()))?;
+        // The sessions the row reaches: those ending at or after it and starting at or
+        // before its own end, a run of the sorted list (Spark merges sessions that touch).
+        let lo = list.partition_point(|s| s.end < time);
+        let hi = lo + list[lo..].iter().take_while(|s| s.start <= end).count();
+        if lo == hi {
             let aggregate = self.settings.inner.build()?;
             let id = self.next_id;
             self.next_id += 1;
-            list.push(Session {
-                start: time,
-                end,
-                id,
-                aggregate,
-                stored: None,
-            });
+            list.insert(
+                lo,
+                Session {
+                    start: time,
+                    end,
+                    id,
+                    aggregate,
+                    stored: None,
+                },
+            );
             self.touched.insert(id);
             return Ok(id);
-        };
-        // Later indices first, so that removing one leaves the others' indices valid.
-        reached.remove(0);
-        for &i in reached.iter().rev() {
-            let gone = list.remove(i);
-            let into = &mut list[keep];
-            into.aggregate.merge(&gone.aggregate);
-            into.start = into.start.min(gone.start);
-            into.end = into.end.max(gone.end);
-            redirect.insert(gone.id, into.id);
+        }
+        let merged: Vec<Session> = list.drain(lo + 1..hi).collect();
+        let session = &mut list[lo];
+        for gone in merged {
+            session.aggregate.merge(&gone.aggregate);
+            session.end = session.end.max(gone.end);
+            redirect.insert(gone.id, session.id);
             self.touched.remove(&gone.id);
             if let Some(stored) = gone.stored {
                 self.deleted.push(Self::state_key(key, stored));
             }
         }
-        let session = &mut list[keep];
         session.start = session.start.min(time);
         session.end = session.end.max(end);
         self.touched.insert(session.id);
@@ -158,6 +166,12 @@ impl Operator for SessionAggregate {
     fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
         let times = self.settings.times(&batch)?;
         let keys = self.keys(&batch)?;
+        let key_of = |i: usize| -> &[u8] {
+            match &keys {
+                Some(rows) => rows.row(i).data(),
+                None => &[],
+            }
+        };
         let mut redirect = HashMap::new();
         let mut rows: HashMap<u64, (usize, Vec<u32>)> = HashMap::new();
         for (i, time) in times.iter().enumerate() {
@@ -167,7 +181,7 @@ impl Operator for SessionAggregate {
                 self.late_rows += 1;
                 continue;
             }
-            let id = self.place(&keys[i], time, &mut redirect)?;
+            let id = self.place(key_of(i), time, &mut redirect)?;
             rows.entry(id)
                 .or_insert_with(|| (i, Vec::new()))
                 .1
@@ -187,7 +201,7 @@ impl Operator for SessionAggregate {
             let part = take_rows(&batch, &indices)?;
             let session = self
                 .sessions
-                .get_mut(&keys[first])
+                .get_mut(key_of(first))
                 .and_then(|list| list.iter_mut().find(|s| s.id == id))
                 .ok_or_else(|| Error::Internal("a session vanished".into()))?;
             session.aggregate.process(part)?;
@@ -314,6 +328,9 @@ impl Operator for SessionAggregate {
                     aggregate,
                     stored: Some(start),
                 });
+        }
+        for list in self.sessions.values_mut() {
+            list.sort_by_key(|s| s.start);
         }
         Ok(())
     }
