@@ -31,6 +31,8 @@ pub use event_time::{
     event_times, is_event_time_type, time_range, EventTimeColumn, EVENT_TIME_KEY,
 };
 pub use message::{Barrier, BarrierKind, Envelope, Epoch, OutputMode, StreamMessage};
-pub use schema::{bad_records_schema, ddl_type_name, parse_ddl, DdlError, SUPPORTED_TYPES, UTC};
+pub use schema::{
+    bad_records_schema, ddl_type_name, find_column, parse_ddl, DdlError, SUPPORTED_TYPES, UTC,
+};
 pub use state::{failure_point, StageSnapshot, StateDelta, StateEntries, FAILURE_POINTS};
 pub use time_format::java_to_chrono;

@@ -201,6 +201,19 @@ pub fn ddl_type_name(data_type: &DataType) -> String {
     }
 }
 
+/// The index of the column `name` as Spark resolves a name: the exact spelling first, else
+/// the one column whose name differs only in case (none when several do).
+pub fn find_column(schema: &Schema, name: &str) -> Option<usize> {
+    schema.index_of(name).ok().or_else(|| {
+        let mut matches = (0..schema.fields().len())
+            .filter(|&i| schema.field(i).name().eq_ignore_ascii_case(name));
+        match (matches.next(), matches.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
+    })
+}
+
 /// The columns of a bad-records file: where each rejected row was, why, and the row as read.
 pub fn bad_records_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

@@ -12,8 +12,8 @@ use arrow_select::filter::filter_record_batch;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use weir_core::{
-    event_times, ConfigError, Epoch, Error, EventTimeColumn, Operator, Result, StageSnapshot,
-    StateEntries,
+    event_times, find_column, ConfigError, Epoch, Error, EventTimeColumn, Operator, Result,
+    StageSnapshot, StateEntries,
 };
 
 use crate::keys::{restored_i64, ReachedWatermark};
@@ -57,13 +57,7 @@ impl DeduplicateConfig {
         let names: Vec<&str> = input.fields().iter().map(|f| f.name().as_str()).collect();
         let mut keys = Vec::new();
         for (i, column) in self.columns.iter().enumerate() {
-            let found = input.index_of(column).ok().or_else(|| {
-                let matches: Vec<usize> = (0..names.len())
-                    .filter(|&j| names[j].eq_ignore_ascii_case(column))
-                    .collect();
-                (matches.len() == 1).then(|| matches[0])
-            });
-            match found {
+            match find_column(input, column) {
                 Some(index) => keys.push(index),
                 None => errors.push(ConfigError::new(
                     format!("columns[{i}]"),

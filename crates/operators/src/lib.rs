@@ -52,6 +52,9 @@ mod expr {
 }
 
 pub use aggregate::{Aggregate, AggregateConfig, AggregateSettings};
+
+/// Why a sink reading a plain aggregate may not use `append` mode (Spark's rule).
+pub const AGGREGATE_APPEND_REFUSAL: &str = "reads an aggregate, whose rows change as data arrives";
 pub use dedup::{Deduplicate, DeduplicateConfig, DeduplicateSettings};
 #[cfg(feature = "expressions")]
 pub use filter::{Filter, FilterConfig, FilterSettings};

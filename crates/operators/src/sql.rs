@@ -135,9 +135,9 @@ impl SqlSettings {
     pub fn append_refusal(&self) -> Option<String> {
         self.stages.iter().find_map(|s| match s {
             Stage::Aggregate(AggregateStage::Windowed(w)) => Some(w.append_refusal()),
-            Stage::Aggregate(AggregateStage::Plain(_)) => Some(Some(
-                "reads an aggregate, whose rows change as data arrives".into(),
-            )),
+            Stage::Aggregate(AggregateStage::Plain(_)) => {
+                Some(Some(crate::AGGREGATE_APPEND_REFUSAL.into()))
+            }
             _ => None,
         })?
     }

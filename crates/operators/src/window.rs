@@ -185,7 +185,20 @@ impl WindowedSettings {
     /// The running aggregate, with empty state.
     pub fn build(&self) -> Result<Box<dyn Operator>> {
         Ok(match self.kind {
-            WindowKind::Fixed { .. } => Box::new(WindowedAggregate::new(self.clone())),
+            WindowKind::Fixed {
+                size_us,
+                slide_us,
+                start_us,
+            } => Box::new(WindowedAggregate {
+                settings: self.clone(),
+                size_us,
+                slide_us,
+                start_us,
+                windows: BTreeMap::new(),
+                watermark: ReachedWatermark::default(),
+                touched: BTreeSet::new(),
+                late_rows: 0,
+            }),
             WindowKind::Session { .. } => Box::new(SessionAggregate::new(self.clone())?),
         })
     }
@@ -267,28 +280,6 @@ pub struct WindowedAggregate {
 }
 
 impl WindowedAggregate {
-    fn new(settings: WindowedSettings) -> Self {
-        let (size_us, slide_us, start_us) = match settings.kind {
-            WindowKind::Fixed {
-                size_us,
-                slide_us,
-                start_us,
-            } => (size_us, slide_us, start_us),
-            // Sessions are built as SessionAggregate; this shape is never asked for one.
-            WindowKind::Session { gap_us } => (gap_us, gap_us, 0),
-        };
-        WindowedAggregate {
-            settings,
-            size_us,
-            slide_us,
-            start_us,
-            windows: BTreeMap::new(),
-            watermark: ReachedWatermark::default(),
-            touched: BTreeSet::new(),
-            late_rows: 0,
-        }
-    }
-
     /// Whether the window starting at `start` is final.
     fn closed(&self, start: i64) -> bool {
         self.settings.watermarked

@@ -8,7 +8,7 @@ use actix::Recipient;
 use arrow_schema::SchemaRef;
 use serde::de::DeserializeOwned;
 use weir_core::{ConfigError, EventTimeColumn, Operator, OutputMode, Result, Sink, Source};
-use weir_operators::{AggregateConfig, DeduplicateConfig};
+use weir_operators::{AggregateConfig, DeduplicateConfig, AGGREGATE_APPEND_REFUSAL};
 #[cfg(feature = "expressions")]
 use weir_operators::{FilterConfig, SelectConfig, SqlConfig};
 use weir_sink::{ConsoleSinkConfig, FileFormat, FileSinkConfig, FileSinkSettings};
@@ -48,7 +48,7 @@ pub trait OperatorSpec: Send + Sync {
     /// For an aggregate: why a sink reading it may not use `append` mode, or `None` when it
     /// may (a windowed aggregate with a watermark emits each window once, when it is final).
     fn append_refusal(&self) -> Option<String> {
-        Some("reads an aggregate, whose rows change as data arrives".into())
+        Some(AGGREGATE_APPEND_REFUSAL.into())
     }
     /// One line for `weir graph`. It is also the component's identity in the checkpoint's
     /// pipeline fingerprint: a checkpoint written when it said something else is refused,
@@ -440,7 +440,7 @@ impl<S: Send + Sync + 'static> BuiltIn<S> {
         Box::new(BuiltIn {
             describe,
             aggregate,
-            append_refusal: Some("reads an aggregate, whose rows change as data arrives".into()),
+            append_refusal: Some(AGGREGATE_APPEND_REFUSAL.into()),
             schema,
             settings,
             build,

@@ -11,8 +11,8 @@ use config::{Config, Environment, FileFormat, Value, ValueKind};
 use serde::Deserialize;
 use weir_checkpoint::Trigger;
 use weir_core::{
-    bad_records_schema, ddl_type_name, is_event_time_type, parse_duration, parse_interval,
-    ConfigError, EventTimeColumn, OutputMode,
+    bad_records_schema, ddl_type_name, find_column, is_event_time_type, parse_duration,
+    parse_interval, ConfigError, EventTimeColumn, OutputMode,
 };
 use weir_sink::{FileFormat as SinkFormat, FileSinkConfig};
 
@@ -625,14 +625,7 @@ impl<'a> Validator<'a> {
             }
         };
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        // Spark resolves column names case-insensitively; the schema's spelling wins.
-        let found = schema.index_of(&config.column).ok().or_else(|| {
-            let matches: Vec<usize> = (0..names.len())
-                .filter(|&i| names[i].eq_ignore_ascii_case(&config.column))
-                .collect();
-            (matches.len() == 1).then(|| matches[0])
-        });
-        let Some(index) = found else {
+        let Some(index) = find_column(schema, &config.column) else {
             self.error(
                 format!("{key}.column"),
                 format!(
