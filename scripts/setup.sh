@@ -10,8 +10,11 @@ sudo_if_needed() {
 # System packages: a C/C++ compiler and libclang for RocksDB's build (librocksdb-sys),
 # make, Python for the sample-data generator and the independent parquet readers, and
 # script(1) and timeout(1) (bsdutils, coreutils) to test the live view under a terminal, and
-# GNU time for the benchmark's peak-memory figures.
-packages=(build-essential clang libclang-dev make python3 python3-pip python3-venv bsdutils coreutils time)
+# GNU time for the benchmark's peak-memory figures. For the dashboard's tests: Chromium (driven
+# headless by playwright-core from npm, with Node.js), and Graphviz for `weir graph --format svg`.
+packages=(build-essential clang libclang-dev make python3 python3-pip python3-venv bsdutils coreutils time chromium graphviz)
+# Node.js and npm come from Debian only where no other install (NodeSource, nvm) provides them.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -34,10 +37,19 @@ if [ "${rust_minor:-0}" -lt 88 ]; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 
-# pyarrow and DuckDB read Weir's parquet output back in the tests, as independent readers.
-if ! python3 -c 'import pyarrow, duckdb' >/dev/null 2>&1; then
-    echo "setup: installing pyarrow and duckdb from PyPI"
-    python3 -m pip install --quiet pyarrow duckdb 2>/dev/null \
-        || python3 -m pip install --quiet --break-system-packages pyarrow duckdb
+# pyarrow and DuckDB read Weir's parquet output back in the tests, as independent readers;
+# prometheus-client's parser checks the /metrics text.
+if ! python3 -c 'import pyarrow, duckdb, prometheus_client' >/dev/null 2>&1; then
+    echo "setup: installing pyarrow, duckdb and prometheus-client from PyPI"
+    python3 -m pip install --quiet pyarrow duckdb prometheus-client 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages pyarrow duckdb prometheus-client
+fi
+
+# playwright-core (no browser download: it drives Debian's chromium) for the dashboard test,
+# at the version package-lock.json pins.
+browser_tests="$(dirname "$0")/../tests/browser"
+if [ ! -d "$browser_tests/node_modules/playwright-core" ]; then
+    echo "setup: installing playwright-core from npm"
+    (cd "$browser_tests" && npm ci --no-audit --no-fund --silent)
 fi
 echo "setup: ready ($(cargo --version), $(python3 --version))"

@@ -35,8 +35,9 @@ enum Command {
     Validate(PipelineArgs),
     /// Print the committed output of a sink (a parquet or CSV folder or file) as a table.
     Show(ShowArgs),
-    /// Print the actor graph of a pipeline.
-    Graph(PipelineArgs),
+    /// Print the actor graph of a pipeline: as text, as Graphviz DOT, or as SVG (drawn by
+    /// Graphviz's `dot`, which must be installed).
+    Graph(GraphArgs),
     /// List the complete checkpoints in a checkpoint folder (checkpoint.path): epoch, time,
     /// source positions, state per stage, pending sink files. Safe while a run uses it.
     Checkpoints(CheckpointsArgs),
@@ -58,6 +59,25 @@ struct PipelineArgs {
 }
 
 #[derive(Args)]
+struct GraphArgs {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// text (the default), dot, or svg.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+    format: GraphFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    /// Indented text: every source with the stages that read it beneath it.
+    Text,
+    /// Graphviz's DOT language: the graph the dashboard draws.
+    Dot,
+    /// SVG, drawn from the DOT by Graphviz's `dot`.
+    Svg,
+}
+
+#[derive(Args)]
 struct RunArgs {
     #[command(flatten)]
     pipeline: PipelineArgs,
@@ -68,6 +88,11 @@ struct RunArgs {
     /// sinks print to standard error instead.
     #[arg(long)]
     json: bool,
+    /// Serve Prometheus metrics (/metrics), a JSON API (/api/...) and a live dashboard (/) at
+    /// ADDR, such as 127.0.0.1:9180 (port 0 takes a free port; the address is printed). The
+    /// same as --set http.bind=ADDR.
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
     /// Write every epoch's progress record as a line of JSON to FILE.
     #[arg(long, value_name = "FILE")]
     progress_log: Option<PathBuf>,
@@ -132,7 +157,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => load(&args).map(|spec| {
             println!("{}: ok\n{}", args.pipeline.display(), spec.graph_text());
         }),
-        Command::Graph(args) => load(&args).map(|spec| print!("{}", spec.graph_text())),
+        Command::Graph(args) => graph(&args),
         Command::Checkpoints(args) => show::checkpoints(&args.path).map_err(Failure::Runtime),
         Command::Show(args) => show::show(&args.path, args.num_rows, !args.no_truncate, args.sep)
             .map_err(Failure::Runtime),
@@ -166,6 +191,9 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         registry.set_console_output(|| Box::new(std::io::stderr()));
     }
     let mut pipeline = args.pipeline;
+    if let Some(bind) = &args.http {
+        pipeline.overrides.push(("http.bind".into(), bind.clone()));
+    }
     if args.fall_back {
         pipeline
             .overrides
@@ -187,6 +215,10 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         // instead of killing the process.
         let mut signals = Signals::new();
         let handle = spec.start()?;
+        if let Some(address) = handle.http_address() {
+            // Printed whatever --quiet says: with port 0 it is the only way to find it.
+            eprintln!("weir: dashboard at http://{address}/ , metrics at http://{address}/metrics");
+        }
         let stopper = handle.stopper();
         let (said, mut to_say) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
         actix_rt::spawn(async move {
@@ -229,6 +261,45 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         reporter.finish(started.elapsed(), last);
     }
     Ok(())
+}
+
+fn graph(args: &GraphArgs) -> Result<(), Failure> {
+    let spec = load(&args.pipeline)?;
+    match args.format {
+        GraphFormat::Text => print!("{}", spec.graph_text()),
+        GraphFormat::Dot => print!("{}", spec.graph().to_dot()),
+        GraphFormat::Svg => print!("{}", svg(&spec.graph().to_dot())?),
+    }
+    Ok(())
+}
+
+/// The DOT text drawn as SVG by Graphviz's `dot`.
+fn svg(dot: &str) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => anyhow!(
+                "--format svg needs Graphviz's dot, which is not installed (Debian: apt-get install graphviz); --format dot prints the graph for another renderer"
+            ),
+            _ => anyhow!("cannot run Graphviz's dot: {e}"),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(dot.as_bytes())?;
+    }
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "Graphviz's dot failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8(output.stdout)?)
 }
 
 /// SIGINT and SIGTERM, from the moment this is created.

@@ -178,11 +178,34 @@ fn status(p: &EpochProgress, pending: u64, rows_so_far: u64) -> String {
         })
         .unwrap_or_default();
     format!(
-        "epoch {} committed{last} in {:.0} ms{files}, {} rows ({:.0} rows/s){checkpoint}; {pending} file(s) pending, {rows_so_far} rows so far",
+        "epoch {} committed{last} in {:.0} ms{files}, {} rows ({:.0} rows/s){checkpoint}; {pending} file(s) pending, {rows_so_far} rows so far{}",
         p.epoch,
         p.durations_ms.total,
         p.input_rows,
         p.processed_rows_per_second,
+        bottleneck(p, "; "),
+    )
+}
+
+/// `; bottleneck sinks.slow (busy 97%, sources.sales backpressured 95%)`, when one is named.
+fn bottleneck(p: &EpochProgress, before: &str) -> String {
+    let Some(b) = &p.bottleneck else {
+        return String::new();
+    };
+    let upstream = b
+        .upstream
+        .as_ref()
+        .map(|u| {
+            format!(
+                ", {u} backpressured {:.0}%",
+                b.upstream_backpressured * 100.0
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{before}bottleneck {} (busy {:.0}%{upstream})",
+        b.stage,
+        b.busy * 100.0
     )
 }
 
@@ -194,8 +217,10 @@ fn short_status(p: &EpochProgress, pending: u64, rows_so_far: u64) -> String {
         String::new()
     };
     format!(
-        "epoch {} · {rows_so_far} rows · {:.0} rows/s{pending}",
-        p.epoch, p.processed_rows_per_second
+        "epoch {} · {rows_so_far} rows · {:.0} rows/s{pending}{}",
+        p.epoch,
+        p.processed_rows_per_second,
+        bottleneck(p, " · ")
     )
 }
 

@@ -11,6 +11,7 @@ mod golden;
 mod input;
 mod malformed;
 mod modes;
+mod observe;
 mod progress;
 mod surroundings;
 mod triggers;

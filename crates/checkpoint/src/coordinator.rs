@@ -11,7 +11,9 @@ use crate::messages::{
     Ack, Admission, Admit, BarrierEmitted, Commit, InjectBarrier, RequestStop, RunContinuous,
     StageFailed, StartEpoch, Trigger, Wire,
 };
-use crate::progress::{millis, rate, utc_timestamp, EventTimeProgress, EventTimeStats};
+use crate::progress::{
+    find_bottleneck, millis, rate, utc_timestamp, EventTimeProgress, EventTimeStats, StageLoad,
+};
 use crate::store::CheckpointStore;
 use crate::{EpochProgress, PhaseDurations, StageProgress, StageStats};
 
@@ -395,6 +397,7 @@ impl Coordinator {
                     rows_in: stats.rows_in,
                     rows_out: stats.rows_out,
                     busy_ms: millis(stats.busy),
+                    backpressured_ms: millis(stats.backpressured),
                     processed_rows_per_second: rate(stats.rows_in, stats.busy),
                     state_keys: snapshot.state_keys,
                     state_bytes: snapshot.state_bytes,
@@ -423,6 +426,23 @@ impl Coordinator {
             commit: millis(commit),
             total: millis(total),
         };
+        let share = |ms: f64| match durations.total > 0.0 {
+            true => ms / durations.total,
+            false => 0.0,
+        };
+        let upstreams = self.wire.as_ref().map(|w| &w.upstreams);
+        let loads: Vec<StageLoad> = stages
+            .iter()
+            .map(|s| StageLoad {
+                name: s.name.clone(),
+                busy: share(s.busy_ms),
+                backpressured: share(s.backpressured_ms),
+                upstreams: upstreams
+                    .and_then(|u| u.get(&s.name))
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+            .collect();
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
@@ -438,6 +458,7 @@ impl Coordinator {
             durations_ms: durations,
             checkpoint_bytes: checkpoint.map(|(bytes, _)| bytes),
             event_time,
+            bottleneck: find_bottleneck(&loads),
             stages,
         }
     }

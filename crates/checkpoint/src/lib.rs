@@ -22,7 +22,7 @@ pub use messages::{
     SourceControl, StageFailed, StartEpoch, Trigger, Wire,
 };
 pub use progress::{
-    utc_timestamp, EpochProgress, EventTimeProgress, EventTimeStats, PhaseDurations, StageProgress,
-    StageStats,
+    find_bottleneck, utc_timestamp, Bottleneck, EpochProgress, EventTimeProgress, EventTimeStats,
+    PhaseDurations, StageLoad, StageProgress, StageStats, BOTTLENECK_THRESHOLD,
 };
 pub use store::{CheckpointStore, Manifest, StageSummary, StoreError, Surveyed};

@@ -170,4 +170,6 @@ pub struct Wire {
     pub sinks: Vec<Recipient<Commit>>,
     /// Every operator and sink instance, by name (`sinks.archive`): each acks every barrier.
     pub ackers: Vec<String>,
+    /// Every stage's inputs, by name, for naming the bottleneck in progress records.
+    pub upstreams: std::collections::BTreeMap<String, Vec<String>>,
 }

@@ -15,6 +15,8 @@ pub struct StageStats {
     pub rows_out: u64,
     /// Time the stage spent on the epoch's work: reading, processing or writing.
     pub busy: Duration,
+    /// Time the stage waited for downstream stages to take what it handed on.
+    pub backpressured: Duration,
     /// Input units (files) a source has discovered but not read yet, after the barrier.
     pub pending: Option<u64>,
     /// Malformed input rows a source met in the epoch.
@@ -78,6 +80,9 @@ pub struct StageProgress {
     pub rows_out: u64,
     /// Milliseconds the stage spent on the epoch's work.
     pub busy_ms: f64,
+    /// Milliseconds the stage waited for downstream stages to take its output (its
+    /// backpressure; 0 for sinks).
+    pub backpressured_ms: f64,
     /// `rows_in` per second of `busy_ms`: how fast the stage works when it has work.
     pub processed_rows_per_second: f64,
     /// Keys in the stage's state after the epoch (groups, finished files, pending files).
@@ -148,8 +153,77 @@ pub struct EpochProgress {
     /// absent without a watermark or without rows.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_time: Option<EventTimeProgress>,
+    /// The stage that held the epoch back, when one did (see [`find_bottleneck`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bottleneck: Option<Bottleneck>,
     /// Every stage, sources first.
     pub stages: Vec<StageProgress>,
+}
+
+/// A stage is backpressured, and a candidate bottleneck busy, above this share of the time
+/// (Flink calls backpressure above 50 % high).
+pub const BOTTLENECK_THRESHOLD: f64 = 0.5;
+
+/// How one stage spent a stretch of time, for [`find_bottleneck`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageLoad {
+    /// The stage's name (`sinks.archive`).
+    pub name: String,
+    /// Share of the time spent working, 0 to 1.
+    pub busy: f64,
+    /// Share of the time spent waiting for downstream, 0 to 1.
+    pub backpressured: f64,
+    /// The stages it reads, by name.
+    pub upstreams: Vec<String>,
+}
+
+/// The stage that holds a pipeline back: the busiest stage whose upstream is backpressured,
+/// or a source busy reading while nothing waits on anything.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bottleneck {
+    /// The stage's name (`sinks.archive`).
+    pub stage: String,
+    /// Its share of the time spent working, 0 to 1.
+    pub busy: f64,
+    /// Its most backpressured upstream stage, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// That upstream's share of the time spent waiting for downstream, 0 to 1.
+    pub upstream_backpressured: f64,
+}
+
+/// Finds the bottleneck: among the stages that are either sources or read an upstream
+/// backpressured at least [`BOTTLENECK_THRESHOLD`] of the time, the busiest, if it is busy
+/// at least that share too. `None` when nothing is (an idle pipeline waiting for input).
+pub fn find_bottleneck(loads: &[StageLoad]) -> Option<Bottleneck> {
+    let backpressured = |name: &str| {
+        loads
+            .iter()
+            .find(|l| l.name == name)
+            .map_or(0.0, |l| l.backpressured)
+    };
+    loads
+        .iter()
+        .filter_map(|load| {
+            let upstream = load
+                .upstreams
+                .iter()
+                .map(|u| (u, backpressured(u)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let held_back = upstream.is_none_or(|(_, bp)| bp >= BOTTLENECK_THRESHOLD);
+            (held_back && load.busy >= BOTTLENECK_THRESHOLD).then(|| Bottleneck {
+                stage: load.name.clone(),
+                busy: round2(load.busy),
+                upstream: upstream.map(|(u, _)| u.clone()),
+                upstream_backpressured: round2(upstream.map_or(0.0, |(_, bp)| bp)),
+            })
+        })
+        .max_by(|a, b| a.busy.total_cmp(&b.busy))
+}
+
+/// A share to two decimals, for records.
+fn round2(share: f64) -> f64 {
+    (share.clamp(0.0, 1.0) * 100.0).round() / 100.0
 }
 
 impl EpochProgress {

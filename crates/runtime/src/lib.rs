@@ -122,6 +122,9 @@ mod actors;
 mod builder;
 mod channel;
 mod graph;
+#[cfg(feature = "http")]
+mod http;
+mod metrics;
 mod pipeline;
 mod registry;
 mod spec;
@@ -129,12 +132,14 @@ mod spec;
 pub use actors::StageMetrics;
 pub use builder::{Component, PipelineBuilder};
 pub use channel::EpochOutput;
+pub use graph::{GraphEdge, GraphNode, GraphView};
+pub use metrics::{PipelineMetrics, StageRates, RATIO_WINDOW, SAMPLE_EVERY};
 pub use pipeline::{PipelineHandle, Stopper};
 pub use registry::{ComponentConfig, OperatorSpec, Registry, SinkSpec, SourceSpec};
-pub use spec::{CheckpointSettings, ConfigErrors, PipelineSpec};
+pub use spec::{CheckpointSettings, ConfigErrors, HttpSettings, PipelineSpec};
 pub use weir_checkpoint::{
-    utc_timestamp, CheckpointStore, EpochProgress, Manifest, PhaseDurations, StageProgress,
-    StageSummary, StoreError, Surveyed, Trigger,
+    find_bottleneck, utc_timestamp, Bottleneck, CheckpointStore, EpochProgress, Manifest,
+    PhaseDurations, StageLoad, StageProgress, StageSummary, StoreError, Surveyed, Trigger,
 };
 pub use weir_core::{
     failure_point, Barrier, BarrierKind, ConfigError, Epoch, Error, Operator, OutputMode, Result,

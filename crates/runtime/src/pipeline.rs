@@ -14,6 +14,9 @@ use weir_core::{Epoch, Error, Operator, OutputMode, Result, Sink, Source, EVENT_
 use crate::actors::{
     Edge, EventTimeTracker, OperatorActor, SinkActor, SourceActor, StageMetrics, MAILBOX_CAPACITY,
 };
+#[cfg(feature = "http")]
+use crate::http::HttpServer;
+use crate::metrics::{self, PipelineMetrics};
 use crate::spec::{PipelineSpec, Upstream, WatermarkSpec};
 
 /// A running pipeline. Dropping it does not stop the pipeline; [`PipelineHandle::wait`] does
@@ -25,6 +28,9 @@ pub struct PipelineHandle {
     arbiters: Vec<Arbiter>,
     metrics: Vec<(String, Arc<StageMetrics>)>,
     progress: broadcast::Sender<EpochProgress>,
+    observed: Arc<PipelineMetrics>,
+    #[cfg(feature = "http")]
+    http: Option<HttpServer>,
 }
 
 /// Where stage actors run: threads of the pipeline's own, or arbiters the caller passed.
@@ -115,15 +121,35 @@ impl PipelineHandle {
         &self.metrics
     }
 
+    /// The pipeline's metrics registry: what `/metrics` and the dashboard show, for an
+    /// application that serves or logs them its own way.
+    pub fn pipeline_metrics(&self) -> Arc<PipelineMetrics> {
+        self.observed.clone()
+    }
+
+    /// Where the HTTP server listens, when `http.bind` is set (with the port the system
+    /// chose, for port 0).
+    pub fn http_address(&self) -> Option<std::net::SocketAddr> {
+        #[cfg(feature = "http")]
+        return self.http.as_ref().map(HttpServer::address);
+        #[cfg(not(feature = "http"))]
+        None
+    }
+
     /// Waits for the run to end: the last committed epoch, or the first failure. Stops the
     /// pipeline's arbiters either way.
-    pub async fn wait(self) -> RunResult {
+    pub async fn wait(mut self) -> RunResult {
         let result = match self.finished.await {
             Ok(result) => result,
             Err(_) => Err(Error::Internal(
                 "the coordinator stopped without a result".into(),
             )),
         };
+        self.observed.ended(&result);
+        #[cfg(feature = "http")]
+        if let Some(http) = &mut self.http {
+            http.stop();
+        }
         for arbiter in &self.arbiters {
             arbiter.stop();
         }
@@ -188,6 +214,25 @@ impl PipelineSpec {
             .iter()
             .map(|s| s.spec.build())
             .collect::<Result<Vec<_>>>()?;
+        // Every stage's counters exist before its actor, so that the registry (and the HTTP
+        // server, which may refuse its address) comes before anything runs.
+        let graph = self.graph();
+        let metrics: Vec<(String, Arc<StageMetrics>)> = graph
+            .nodes
+            .iter()
+            .map(|node| (node.id.clone(), Arc::new(StageMetrics::default())))
+            .collect();
+        let observed = Arc::new(PipelineMetrics::new(
+            graph.clone(),
+            self.checkpoint.path.clone(),
+            &metrics,
+        ));
+        #[cfg(feature = "http")]
+        let http = self
+            .http
+            .bind
+            .map(|bind| HttpServer::start(bind, observed.clone()))
+            .transpose()?;
         let open = match self.checkpoint.fall_back {
             true => CheckpointStore::open_falling_back,
             false => CheckpointStore::open,
@@ -217,11 +262,11 @@ impl PipelineSpec {
             progress.clone(),
         );
         let coordinator = Coordinator::start_in_arbiter(&threads.next(), |_| coordinator);
-        let mut metrics = Vec::new();
-        let mut new_metrics = |name: String| {
-            let m = Arc::new(StageMetrics::default());
-            metrics.push((name, m.clone()));
-            m
+        let new_metrics = |name: String| {
+            metrics
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or_else(Arc::default, |(_, m)| m.clone())
         };
 
         let mut sink_addrs = Vec::new();
@@ -320,7 +365,20 @@ impl PipelineSpec {
                 .map(|o| format!("operators.{}", o.name))
                 .chain(self.sinks.iter().map(|s| format!("sinks.{}", s.name)))
                 .collect(),
+            upstreams: graph
+                .nodes
+                .iter()
+                .map(|node| {
+                    let inputs = graph
+                        .edges
+                        .iter()
+                        .filter(|e| e.to == node.id)
+                        .map(|e| e.from.clone());
+                    (node.id.clone(), inputs.collect())
+                })
+                .collect(),
         });
+        metrics::feed(observed.clone(), progress.subscribe());
         let arbiters = match threads {
             Threads::Own(arbiters) => arbiters,
             Threads::Given { .. } => Vec::new(),
@@ -331,6 +389,9 @@ impl PipelineSpec {
             arbiters,
             metrics,
             progress,
+            observed,
+            #[cfg(feature = "http")]
+            http,
         })
     }
 

@@ -20,10 +20,11 @@ use crate::registry::{
     clean_serde_message, ComponentConfig, OperatorSpec, Registry, SinkSpec, SourceSpec,
 };
 
-const TOP_LEVEL_KEYS: [&str; 6] = [
+const TOP_LEVEL_KEYS: [&str; 7] = [
     "name",
     "checkpoint",
     "trigger",
+    "http",
     "sources",
     "operators",
     "sinks",
@@ -91,6 +92,23 @@ struct TriggerConfig {
     /// Everything available at start, in epochs, then stop.
     #[serde(default)]
     available_now: Option<bool>,
+}
+
+/// The `[http]` table: the metrics and dashboard server, off unless `bind` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpConfig {
+    /// Address and port to listen on, such as `"127.0.0.1:9180"`; port 0 takes a free one.
+    #[serde(default)]
+    bind: Option<String>,
+}
+
+/// HTTP server settings after validation.
+#[derive(Debug, Clone, Default)]
+pub struct HttpSettings {
+    /// Where the server listens; `None` (the default) runs no server. It serves read-only
+    /// GET endpoints: `/metrics`, `/api/...` and the dashboard at `/`.
+    pub bind: Option<std::net::SocketAddr>,
 }
 
 /// Checkpoint settings after validation.
@@ -197,6 +215,8 @@ pub struct PipelineSpec {
     pub checkpoint: CheckpointSettings,
     /// When epochs start and end.
     pub trigger: Trigger,
+    /// The metrics and dashboard server.
+    pub http: HttpSettings,
     pub(crate) sources: Vec<SourceNode>,
     /// In an order where every operator comes after its inputs.
     pub(crate) operators: Vec<OperatorNode>,
@@ -374,6 +394,7 @@ impl<'a> Validator<'a> {
         };
         let checkpoint = self.checkpoint(root.remove("checkpoint"));
         let trigger = self.trigger(root.remove("trigger"), checkpoint.interval);
+        let http = self.http(root.remove("http"));
 
         let sources = self.components("sources", root.remove("sources"), false);
         let operators = self.components("operators", root.remove("operators"), true);
@@ -403,6 +424,7 @@ impl<'a> Validator<'a> {
             name,
             checkpoint,
             trigger,
+            http,
             sources: source_nodes.into_iter().flatten().collect(),
             operators,
             sinks: sink_nodes,
@@ -451,6 +473,34 @@ impl<'a> Validator<'a> {
             None => {}
         }
         settings
+    }
+
+    fn http(&mut self, value: Option<Value>) -> HttpSettings {
+        let Some(value) = value else {
+            return HttpSettings::default();
+        };
+        let config: HttpConfig = match value.try_deserialize() {
+            Ok(c) => c,
+            Err(e) => {
+                self.error("http", clean_serde_message(&e.to_string()));
+                return HttpSettings::default();
+            }
+        };
+        let bind = config.bind.and_then(|text| match text.trim().parse() {
+            Ok(address) => Some(address),
+            Err(_) => {
+                let message = format!("\"{text}\" is not an address and port (expected for example \"127.0.0.1:9180\", or \"0.0.0.0:9180\" to listen on every interface)");
+                self.error("http.bind", message);
+                None
+            }
+        });
+        if bind.is_some() && !cfg!(feature = "http") {
+            self.error(
+                "http.bind",
+                "this build of weir has no HTTP server (the `http` feature of the weir crate is off)",
+            );
+        }
+        HttpSettings { bind }
     }
 
     fn trigger(&mut self, value: Option<Value>, interval: Duration) -> Trigger {

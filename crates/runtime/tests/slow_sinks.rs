@@ -172,3 +172,141 @@ stuck = true
     );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// The value of the series `name{labels}` in Prometheus text, where `labels` is the exact
+/// label text between the braces.
+fn series(text: &str, name: &str, labels: &str) -> Option<f64> {
+    let prefix = format!("{name}{{{labels}}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn a_slow_sink_is_named_the_bottleneck_with_its_upstream_backpressured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("File;Shop;Sale_Count\n");
+    for i in 0..40_000 {
+        text.push_str(&format!("f;Shop_{};{}\n", i % 50, i % 1000));
+    }
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(dir.path().join("in/big.csv"), text).unwrap();
+    // A fast sink beside the slow one: only the slow one is the bottleneck.
+    let toml = format!(
+        r#"
+[checkpoint]
+interval = "400ms"
+
+[sources.sales]
+type = "csv"
+path = "{input}"
+schema = "File STRING, Shop STRING, Sale_Count INT"
+header = true
+sep = ";"
+batch_size = 100
+
+[operators.keep]
+type = "filter"
+input = "sales"
+condition = "Sale_Count >= 0"
+
+[sinks.slow]
+type = "slow"
+input = "keep"
+delay_ms = 10
+
+[sinks.archive]
+type = "parquet"
+input = "sales"
+path = "{output}"
+"#,
+        input = dir.path().join("in").display(),
+        output = dir.path().join("out").display(),
+    );
+    let spec = PipelineSpec::from_toml(&toml, "bottleneck.toml", "bp", &[], &registry()).unwrap();
+
+    let (text, live, records) = actix::System::new().block_on(async move {
+        let handle = spec.start().unwrap();
+        let mut progress = handle.progress();
+        let observed = handle.pipeline_metrics();
+        // Long enough for a full 5 s ratio window to be mostly slow-sink time: 400 batches
+        // of 10 ms each keep the sink busy for 4 s at least.
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        let text = observed.prometheus();
+        let live = observed.bottleneck();
+        handle.stop();
+        handle.wait().await.unwrap();
+        let mut records = Vec::new();
+        while let Ok(record) = progress.try_recv() {
+            records.push(record);
+        }
+        (text, live, records)
+    });
+
+    let labels =
+        |stage: &str, kind: &str| format!(r#"pipeline="bp",stage="{stage}",kind="{kind}""#);
+    assert_eq!(
+        series(
+            &text,
+            "weir_stage_bottleneck",
+            &labels("sinks.slow", "sink")
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(
+            &text,
+            "weir_stage_bottleneck",
+            &labels("sinks.archive", "sink")
+        ),
+        Some(0.0)
+    );
+    let busy = series(
+        &text,
+        "weir_stage_busy_ratio",
+        &labels("sinks.slow", "sink"),
+    )
+    .unwrap();
+    let pressured = series(
+        &text,
+        "weir_stage_backpressured_ratio",
+        &labels("operators.keep", "operator"),
+    )
+    .unwrap();
+    assert!(
+        busy >= 0.5 && pressured >= 0.5,
+        "busy {busy}, upstream backpressured {pressured}"
+    );
+    let live = live.expect("a bottleneck while the slow sink works");
+    assert_eq!(
+        (live.stage.as_str(), live.upstream.as_deref()),
+        ("sinks.slow", Some("operators.keep"))
+    );
+
+    // The progress records say the same of the epochs in which the sink was slow.
+    let named: Vec<_> = records
+        .iter()
+        .filter_map(|r| r.bottleneck.as_ref())
+        .collect();
+    assert!(
+        !named.is_empty(),
+        "no record named a bottleneck: {records:?}"
+    );
+    for b in &named {
+        assert_eq!(b.stage, "sinks.slow", "{records:?}");
+        assert_eq!(b.upstream.as_deref(), Some("operators.keep"));
+        assert!(b.upstream_backpressured >= 0.5);
+    }
+    let keep = records
+        .iter()
+        .filter_map(|r| r.stages.iter().find(|s| s.name == "operators.keep"))
+        .max_by_key(|s| s.rows_in)
+        .unwrap();
+    assert!(
+        keep.backpressured_ms > keep.busy_ms,
+        "the filter waited {} ms and worked {} ms",
+        keep.backpressured_ms,
+        keep.busy_ms
+    );
+}

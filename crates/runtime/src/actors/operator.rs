@@ -106,14 +106,13 @@ impl OperatorActor {
         for step in steps {
             match step {
                 Step::Data(batch) => {
-                    StageMetrics::add(&self.metrics.rows_in, batch.num_rows());
-                    StageMetrics::add(&self.metrics.batches_in, 1);
+                    self.metrics.received(&batch);
                     self.stats.rows_in += batch.num_rows() as u64;
                     if let Some(out) = self.operator.process(batch)? {
                         if let Some(tracker) = &mut self.tracker {
                             tracker.observe(&out);
                         }
-                        StageMetrics::add(&self.metrics.rows_out, out.num_rows());
+                        self.metrics.sent(&out);
                         self.stats.rows_out += out.num_rows() as u64;
                         outgoing
                             .iter_mut()
@@ -138,7 +137,7 @@ impl OperatorActor {
                             if let Some(tracker) = &mut self.tracker {
                                 tracker.observe(&out);
                             }
-                            StageMetrics::add(&self.metrics.rows_out, out.num_rows());
+                            self.metrics.sent(&out);
                             self.stats.rows_out += out.num_rows() as u64;
                             for (i, (_, m)) in self.outputs.iter().enumerate() {
                                 if *m == mode {
@@ -167,14 +166,18 @@ impl OperatorActor {
                     }
                     self.stats.watermark_ms = self.applied_ms.or(watermark);
                     self.stats.rows_dropped_by_watermark = self.operator.take_late_rows();
-                    self.stats.busy += busy_since.elapsed();
+                    let busy = busy_since.elapsed();
+                    self.stats.busy += busy;
+                    StageMetrics::add_time(&self.metrics.busy_ns, busy);
                     busy_since = Instant::now();
                     let stats = std::mem::take(&mut self.stats);
                     acks.push((barrier.epoch, barrier.kind, snapshot, stats));
                 }
             }
         }
-        self.stats.busy += busy_since.elapsed();
+        let busy = busy_since.elapsed();
+        self.stats.busy += busy;
+        StageMetrics::add_time(&self.metrics.busy_ns, busy);
         Ok((outgoing, acks))
     }
 
@@ -223,6 +226,7 @@ impl Handler<Envelope> for OperatorActor {
                 .collect(),
         );
         let (done, replied) = oneshot::channel();
+        let blocked_since = Instant::now();
         // The actor takes no other message until its output is handed on: order and
         // backpressure both follow from that.
         ctx.wait(sends.into_actor(self).map(move |result, act, ctx| {
@@ -233,6 +237,15 @@ impl Handler<Envelope> for OperatorActor {
             if result.is_err() {
                 act.failed = true;
                 return ctx.stop();
+            }
+            // Waiting for downstream to take the output is this stage's backpressure; it
+            // belongs to the epoch whose barrier went out last, or else to the current one.
+            let blocked = blocked_since.elapsed();
+            StageMetrics::add_time(&act.metrics.backpressured_ns, blocked);
+            let mut acks = acks;
+            match acks.last_mut() {
+                Some((_, _, _, stats)) => stats.backpressured += blocked,
+                None => act.stats.backpressured += blocked,
             }
             for (epoch, kind, snapshot, stats) in acks {
                 failure_point("after-state-before-ack");

@@ -46,13 +46,13 @@ impl SinkActor {
             let busy_since = Instant::now();
             match step {
                 Step::Data(batch) => {
-                    StageMetrics::add(&self.metrics.rows_in, batch.num_rows());
-                    StageMetrics::add(&self.metrics.batches_in, 1);
+                    self.metrics.received(&batch);
                     self.sink.write(&batch)?;
-                    StageMetrics::add(&self.metrics.rows_out, batch.num_rows());
+                    self.metrics.sent(&batch);
                     self.stats.rows_in += batch.num_rows() as u64;
                     self.stats.rows_out += batch.num_rows() as u64;
                     self.stats.busy += busy_since.elapsed();
+                    StageMetrics::add_time(&self.metrics.busy_ns, busy_since.elapsed());
                 }
                 // Sinks write what they are given; event time matters to operators.
                 Step::Watermark(..) => {}
@@ -64,6 +64,7 @@ impl SinkActor {
                     StageMetrics::add(&self.metrics.barriers, 1);
                     let stage = format!("sinks.{}", self.name);
                     self.stats.busy += busy_since.elapsed();
+                    StageMetrics::add_time(&self.metrics.busy_ns, busy_since.elapsed());
                     let stats = std::mem::take(&mut self.stats);
                     self.coordinator.do_send(Ack {
                         epoch: barrier.epoch,
@@ -119,7 +120,9 @@ impl Handler<Commit> for SinkActor {
     type Result = Result<(), Error>;
 
     fn handle(&mut self, msg: Commit, ctx: &mut Context<Self>) -> Self::Result {
+        let committing = Instant::now();
         self.sink.commit(msg.epoch)?;
+        StageMetrics::add_time(&self.metrics.busy_ns, committing.elapsed());
         if msg.last {
             self.sink.close()?;
             ctx.stop();

@@ -161,6 +161,7 @@ impl SourceActor {
             // Rejected rows go out before the barrier that ends their epoch, like the rows.
             let rejected = self.source.take_bad_records()?;
             self.stats.busy += reading.elapsed();
+            StageMetrics::add_time(&self.metrics.busy_ns, reading.elapsed());
             let rejected = rejected
                 .filter(|_| !self.rejects.is_empty())
                 .map(|b| (StreamMessage::Batch(b), Route::Rejects));
@@ -172,8 +173,7 @@ impl SourceActor {
                 }
                 self.stats.rows_in += batch.num_rows() as u64;
                 self.stats.rows_out += batch.num_rows() as u64;
-                StageMetrics::add(&self.metrics.rows_in, batch.num_rows());
-                StageMetrics::add(&self.metrics.batches_in, 1);
+                self.metrics.received(&batch);
                 let rows = (StreamMessage::Batch(batch), Route::Rows);
                 return Ok(Some(match rejected {
                     Some(rejected) => {
@@ -266,6 +266,7 @@ impl Handler<Pump> for SourceActor {
             Err(error) => return self.fail(error, ctx),
         };
         let previous = self.in_flight.take();
+        let blocked_since = Instant::now();
         let waited = async move {
             match previous {
                 Some(sends) => sends.await,
@@ -273,6 +274,10 @@ impl Handler<Pump> for SourceActor {
             }
         };
         ctx.wait(waited.into_actor(self).map(move |result, act, ctx| {
+            // Waiting for downstream to take the previous message: backpressure.
+            let blocked = blocked_since.elapsed();
+            StageMetrics::add_time(&act.metrics.backpressured_ns, blocked);
+            act.stats.backpressured += blocked;
             if result.is_err() {
                 // A downstream stage stopped; it reported why to the coordinator.
                 act.finished = true;
@@ -293,10 +298,14 @@ impl Handler<Pump> for SourceActor {
                 }
                 snapshot
             });
+            if let (StreamMessage::Batch(batch), Route::Rows) = (&message, route) {
+                act.metrics.sent(batch);
+            }
             act.dispatch(message, route);
             let (Some(barrier), Some(snapshot)) = (barrier, snapshot) else {
                 return act.wake(ctx);
             };
+            StageMetrics::add(&act.metrics.barriers, 1);
             let stats = StageStats {
                 pending: Some(act.source.backlog() as u64),
                 malformed_rows: act.source.take_malformed_rows(),
