@@ -7,6 +7,8 @@
 Workloads (bench/README.md says more):
   W1  group_by Shop, sum(Sale_Count), complete mode to a CSV sink, available_now, checkpoints
   W2  CSV -> parquet, append, two-phase commit, available_now, checkpoints
+  W1-http  W1 with the metrics server on and /metrics scraped every second, beside W1 with
+      it off, alternately, 5 runs each: the overhead of observing a run
   W3  continuous trigger, checkpoint.interval 100ms, files dropped one at a time:
       latency from a file's rename into the folder to its rows in committed output
   W4  W1 with 1,000,000 distinct keys under the continuous trigger, checkpoints every 100 ms
@@ -175,6 +177,61 @@ def w1(weir, data, work, threads):
 
     sql = f"COPY (SELECT Shop, sum(Sale_Count) FROM {read_csv_sql(data + '/in')} GROUP BY Shop) TO '{work}/duck.csv'"
     return versus(weir_run, sql, threads)
+
+
+def w1_http(weir, data, work, runs=5):
+    """W1 with `--http` on and /metrics scraped every second (the first scrape as soon as the
+    server listens), against W1 with it off, alternately: (median seconds and RSS on, off,
+    scrapes per run on)."""
+    import threading
+    import urllib.request
+
+    def run(http):
+        w = fresh(work)
+        toml = pipeline(w, f"{data}/in", AGGREGATE.format(work=w))
+        stats = os.path.join(w, ".time.txt")
+        args = ["/usr/bin/time", "-f", "%M", "-o", stats, weir, "run", toml, "--quiet"]
+        if http:
+            args += ["--http", "127.0.0.1:0"]
+        scrapes = []
+        started = time.monotonic()
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+        def scrape():
+            for line in proc.stderr:
+                if line.startswith("weir: dashboard at http://"):
+                    address = line.split("http://")[1].split("/")[0]
+                    while proc.poll() is None:
+                        try:
+                            with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as r:
+                                body = r.read().decode()
+                            assert "weir_stage_rows_in_total" in body
+                            scrapes.append(1)
+                        except OSError:
+                            break  # the run ended while we scraped
+                        time.sleep(1.0)
+
+        reader = threading.Thread(target=scrape)
+        reader.start()
+        code = proc.wait(timeout=600)
+        seconds = time.monotonic() - started
+        reader.join()
+        if code != 0:
+            raise SystemExit(f"W1-http: weir exited {code}")
+        with open(stats) as f:
+            rss = int(f.read().strip().splitlines()[-1]) / 1024
+        got = read_sums(f"{w}/sums/result.csv")
+        assert got == read_sums(f"{data}/expected_sums.csv"), "W1-http: weir's sums differ from the expected sums"
+        if http:
+            assert scrapes, "W1-http: no scrape succeeded"
+        return seconds, rss, len(scrapes)
+
+    on, off = [], []
+    for _ in range(runs):
+        off.append(run(False))
+        on.append(run(True))
+    median = lambda xs: sorted(xs, key=lambda r: r[0])[len(xs) // 2]
+    return {"on": median(on), "off": median(off)}
 
 
 def w2(weir, data, work, rows, threads, max_files=4):
@@ -445,7 +502,7 @@ def main():
     parser.add_argument("--data", default=os.path.join(HERE, "data"))
     parser.add_argument("--work", default=os.path.join(HERE, "work"))
     parser.add_argument("--w3-files", type=int, default=40)
-    parser.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7")
+    parser.add_argument("--only", default="W1,W1-http,W2,W3,W4,W5,W6,W7")
     parser.add_argument("--results", default=os.path.join(HERE, "results.md"))
     args = parser.parse_args()
     weir = os.path.abspath(args.weir)
@@ -472,6 +529,12 @@ def main():
     if "W1" in only:
         r = w1(weir, data("zipf"), f"{args.work}/w1", threads)
         say(versus_row("W1 aggregate, complete, checkpoints", r, rows))
+    if "W1-http" in only:
+        r = w1_http(weir, data("zipf"), f"{args.work}/w1http")
+        (on_s, on_rss, scrapes), (off_s, off_rss, _) = r["on"], r["off"]
+        say(f"| W1 with --http on, /metrics scraped every second ({scrapes} scrape(s) in the median run) | "
+            f"{on_s:.2f} s ({rows / on_s / 1e6:.1f} M rows/s) | W1 with it off: {off_s:.2f} s ({rows / off_s / 1e6:.1f} M rows/s) | "
+            f"on / off time: {on_s / off_s:.3f} | {on_rss:.0f} MB | off: {off_rss:.0f} MB |")
     if "W2" in only:
         r = w2(weir, data("zipf"), f"{args.work}/w2", rows, threads)
         say(versus_row("W2 CSV to parquet, exactly-once", r, rows))

@@ -55,7 +55,7 @@ path = "out"
     let (code, _, err) = validate(&ws, text, &[]);
     assert_eq!(code, Some(2));
     for expected in [
-        "pipeline.toml: colour: unknown key (expected one of \"name\", \"checkpoint\", \"trigger\", \"sources\", \"operators\", \"sinks\")",
+        "pipeline.toml: colour: unknown key (expected one of \"name\", \"checkpoint\", \"trigger\", \"http\", \"sources\", \"operators\", \"sinks\")",
         "pipeline.toml: checkpoint.interval: \"10 sec\" is not a duration (expected a positive duration such as \"500ms\", \"10s\", \"2m\" or \"1h\")",
         "pipeline.toml: trigger.processing_time: \"0s\" is zero",
         "pipeline.toml: sources.sales.sepp: unknown key \"sepp\", expected one of \"path\", \"schema\", \"header\", \"sep\"",
