@@ -237,6 +237,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_bottleneck_is_named_with_its_upstream() {
+        let record: EpochProgress = EpochProgress {
+            epoch: 3,
+            last: false,
+            trigger: "continuous",
+            timestamp: "2026-12-01T00:00:00.000Z".into(),
+            admitted_files: None,
+            input_rows: 10,
+            input_rows_per_second: 1.0,
+            processed_rows_per_second: 1.0,
+            durations_ms: Default::default(),
+            checkpoint_bytes: None,
+            event_time: None,
+            bottleneck: Some(weir::Bottleneck {
+                stage: "sinks.slow".into(),
+                busy: 0.97,
+                upstream: Some("operators.keep".into()),
+                upstream_backpressured: 0.951,
+            }),
+            stages: Vec::new(),
+        };
+        assert!(status(&record, 0, 10)
+            .ends_with("; bottleneck sinks.slow (busy 97%, operators.keep backpressured 95%)"));
+        assert!(short_status(&record, 0, 10)
+            .ends_with(" · bottleneck sinks.slow (busy 97%, operators.keep backpressured 95%)"));
+        let none = EpochProgress {
+            bottleneck: None,
+            ..record
+        };
+        assert!(!status(&none, 0, 10).contains("bottleneck"));
+    }
+
+    #[test]
     fn sizes_read_as_people_write_them() {
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(2048), "2.0 KiB");

@@ -275,6 +275,66 @@ pub fn utc_timestamp(ms: i64) -> String {
 mod tests {
     use super::*;
 
+    fn load(name: &str, busy: f64, backpressured: f64, upstreams: &[&str]) -> StageLoad {
+        StageLoad {
+            name: name.into(),
+            busy,
+            backpressured,
+            upstreams: upstreams.iter().map(|u| u.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_bottleneck_is_the_busiest_stage_whose_upstream_waits_on_it() {
+        // source -> filter -> {slow, fast}: the slow sink holds everything back.
+        let loads = [
+            load("sources.s", 0.05, 0.9, &[]),
+            load("operators.f", 0.04, 0.92, &["sources.s"]),
+            load("sinks.slow", 0.95, 0.0, &["operators.f"]),
+            load("sinks.fast", 0.02, 0.0, &["sources.s"]),
+        ];
+        let b = find_bottleneck(&loads).unwrap();
+        assert_eq!(b.stage, "sinks.slow");
+        assert_eq!(b.upstream.as_deref(), Some("operators.f"));
+        assert_eq!((b.busy, b.upstream_backpressured), (0.95, 0.92));
+    }
+
+    #[test]
+    fn a_busy_source_that_nothing_waits_on_is_the_bottleneck() {
+        let loads = [
+            load("sources.s", 0.9, 0.05, &[]),
+            load("operators.a", 0.3, 0.0, &["sources.s"]),
+        ];
+        let b = find_bottleneck(&loads).unwrap();
+        assert_eq!((b.stage.as_str(), b.upstream), ("sources.s", None));
+    }
+
+    #[test]
+    fn a_busy_stage_whose_upstream_does_not_wait_is_not_the_bottleneck() {
+        // The operator is busy, but its source is not held back by it: no stage is both.
+        let loads = [
+            load("sources.s", 0.1, 0.2, &[]),
+            load("operators.a", 0.7, 0.0, &["sources.s"]),
+        ];
+        assert_eq!(find_bottleneck(&loads), None);
+        // An idle pipeline has none either.
+        assert_eq!(find_bottleneck(&[load("sources.s", 0.0, 0.0, &[])]), None);
+    }
+
+    #[test]
+    fn with_two_inputs_the_most_backpressured_one_is_named() {
+        let loads = [
+            load("sources.a", 0.1, 0.6, &[]),
+            load("sources.b", 0.1, 0.8, &[]),
+            load("operators.join", 0.9, 0.0, &["sources.a", "sources.b"]),
+        ];
+        let b = find_bottleneck(&loads).unwrap();
+        assert_eq!(
+            (b.stage.as_str(), b.upstream.as_deref()),
+            ("operators.join", Some("sources.b"))
+        );
+    }
+
     #[test]
     fn timestamps_are_iso_8601_utc() {
         assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00.000Z");

@@ -100,43 +100,29 @@ fn dot_quote(text: &str) -> String {
 impl PipelineSpec {
     /// The stages and edges, for DOT and the dashboard.
     pub fn graph(&self) -> GraphView {
+        let node = |kind: &'static str, name: &str, type_name: &str, detail: String| GraphNode {
+            id: format!("{kind}s.{name}"),
+            kind,
+            type_name: type_name.to_string(),
+            detail,
+        };
         let mut nodes = Vec::new();
-        for source in &self.sources {
-            nodes.push(GraphNode {
-                id: format!("sources.{}", source.name),
-                kind: "source",
-                type_name: source.type_name.clone(),
-                detail: format!(
-                    "{}{}",
-                    source.spec.describe(),
-                    watermark_text(source.watermark.as_ref())
-                ),
-            });
-        }
         let mut edges = Vec::new();
+        for s in &self.sources {
+            let detail = s.spec.describe() + &watermark_text(s.watermark.as_ref());
+            nodes.push(node("source", &s.name, &s.type_name, detail));
+        }
         for op in &self.operators {
-            let id = format!("operators.{}", op.name);
-            nodes.push(GraphNode {
-                id: id.clone(),
-                kind: "operator",
-                type_name: op.type_name.clone(),
-                detail: format!(
-                    "{}{}",
-                    op.spec.describe(),
-                    watermark_text(op.watermark.as_ref())
-                ),
-            });
-            edges.extend(op.inputs.iter().map(|&up| self.edge(up, &id)));
+            let detail = op.spec.describe() + &watermark_text(op.watermark.as_ref());
+            let op_node = node("operator", &op.name, &op.type_name, detail);
+            edges.extend(op.inputs.iter().map(|&up| self.edge(up, &op_node.id)));
+            nodes.push(op_node);
         }
         for sink in &self.sinks {
-            let id = format!("sinks.{}", sink.name);
-            nodes.push(GraphNode {
-                id: id.clone(),
-                kind: "sink",
-                type_name: sink.type_name.clone(),
-                detail: format!("{} ({})", sink.spec.describe(), sink.mode),
-            });
-            edges.extend(sink.inputs.iter().map(|&up| self.edge(up, &id)));
+            let detail = format!("{} ({})", sink.spec.describe(), sink.mode);
+            let sink_node = node("sink", &sink.name, &sink.type_name, detail);
+            edges.extend(sink.inputs.iter().map(|&up| self.edge(up, &sink_node.id)));
+            nodes.push(sink_node);
         }
         GraphView {
             pipeline: self.name.clone(),
@@ -230,4 +216,17 @@ impl PipelineSpec {
 /// `, watermark(ts, 600s)` after a stage that computes one.
 fn watermark_text(watermark: Option<&crate::spec::WatermarkSpec>) -> String {
     watermark.map_or(String::new(), |w| format!(", {}", w.describe()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_strings_escape_quotes_backslashes_and_line_breaks() {
+        assert_eq!(
+            dot_quote("Shop = \"a\\b\"\nnext"),
+            "\"Shop = \\\"a\\\\b\\\"\\nnext\""
+        );
+    }
 }

@@ -6,13 +6,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::Value;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use weir_core::Error;
 
 use crate::metrics::PipelineMetrics;
@@ -21,10 +22,13 @@ use crate::metrics::PipelineMetrics;
 /// server's own API, so that it works without network access.
 const DASHBOARD: &str = include_str!("dashboard.html");
 
+/// How long open requests get to finish once the run has ended.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
 /// A running server; [`HttpServer::stop`] ends it.
 pub(crate) struct HttpServer {
     address: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: Option<watch::Sender<bool>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -40,7 +44,7 @@ impl HttpServer {
         if !address.ip().is_loopback() {
             tracing::warn!(%address, "the HTTP server listens beyond loopback: anyone who can reach it can read the pipeline's metrics and progress");
         }
-        let (shutdown, stopped) = oneshot::channel::<()>();
+        let (shutdown, stopped) = watch::channel(false);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -53,13 +57,23 @@ impl HttpServer {
                         Ok(listener) => listener,
                         Err(e) => return tracing::error!(%e, "the HTTP server cannot listen"),
                     };
-                    let served = axum::serve(listener, router(metrics))
-                        .with_graceful_shutdown(async move {
-                            let _ = stopped.await;
-                        })
-                        .await;
-                    if let Err(e) = served {
-                        tracing::error!(%e, "the HTTP server stopped");
+                    let mut graceful = stopped.clone();
+                    let serve =
+                        axum::serve(listener, router(metrics)).with_graceful_shutdown(async move {
+                            let _ = graceful.wait_for(|stop| *stop).await;
+                        });
+                    // A dashboard keeps its connection open: answers in flight get a moment
+                    // to finish, then the server ends regardless.
+                    let mut hard = stopped;
+                    let deadline = async move {
+                        let _ = hard.wait_for(|stop| *stop).await;
+                        tokio::time::sleep(SHUTDOWN_GRACE).await;
+                    };
+                    tokio::select! {
+                        served = serve => if let Err(e) = served {
+                            tracing::error!(%e, "the HTTP server stopped");
+                        },
+                        () = deadline => {}
                     }
                 });
             })
@@ -81,7 +95,7 @@ impl HttpServer {
     /// answered; does not wait for it.
     pub(crate) fn stop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
+            let _ = shutdown.send(true);
         }
         // Detached: a client holding a connection open must not hold the caller.
         self.thread.take();

@@ -742,3 +742,34 @@ fn stage_labels<'a>(pipeline: &'a str, stage: &'a StageEntry) -> [(&'static str,
         ("kind", stage.kind),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up_to_one_and_busy_comes_first() {
+        let then = Reading::default();
+        let now = Reading {
+            rows_in: 3_000,
+            rows_out: 1_500,
+            busy_ns: 1_500_000_000,
+            backpressured_ns: 1_000_000_000,
+        };
+        let r = rates_between(&then, &now, 5.0);
+        assert_eq!(
+            (r.rows_in_per_second, r.rows_out_per_second),
+            (600.0, 300.0)
+        );
+        assert_eq!((r.busy, r.backpressured, r.idle), (0.3, 0.2, 0.5));
+        // Counters read a moment apart can overshoot the window: never more than all of it.
+        let over = Reading {
+            busy_ns: 4_000_000_000,
+            backpressured_ns: 3_000_000_000,
+            ..now
+        };
+        let r = rates_between(&then, &over, 5.0);
+        assert_eq!((r.busy, r.backpressured, r.idle), (0.8, 0.2, 0.0));
+        assert_eq!(rates_between(&then, &now, 0.0), StageRates::default());
+    }
+}

@@ -173,6 +173,22 @@ stuck = true
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+/// `GET /metrics` over plain HTTP/1.1: the body.
+fn scrape(address: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
 /// The value of the series `name{labels}` in Prometheus text, where `labels` is the exact
 /// label text between the braces.
 fn series(text: &str, name: &str, labels: &str) -> Option<f64> {
@@ -196,6 +212,9 @@ fn a_slow_sink_is_named_the_bottleneck_with_its_upstream_backpressured() {
         r#"
 [checkpoint]
 interval = "400ms"
+
+[http]
+bind = "127.0.0.1:0"
 
 [sources.sales]
 type = "csv"
@@ -232,7 +251,12 @@ path = "{output}"
         // Long enough for a full 5 s ratio window to be mostly slow-sink time: 400 batches
         // of 10 ms each keep the sink busy for 4 s at least.
         tokio::time::sleep(Duration::from_millis(3500)).await;
-        let text = observed.prometheus();
+        // The embedded server serves what the registry holds.
+        let address = handle.http_address().expect("http.bind is set");
+        let text = tokio::task::spawn_blocking(move || scrape(address))
+            .await
+            .unwrap();
+        assert!(text.contains("weir_stage_rows_in_total"), "{text}");
         let live = observed.bottleneck();
         handle.stop();
         handle.wait().await.unwrap();
