@@ -14,13 +14,18 @@ use crate::common::*;
 
 /// Status and body of `method path` on `address`, over plain HTTP/1.1.
 fn request(address: &str, method: &str, path: &str) -> (u16, String) {
+    request_with(address, method, path, "")
+}
+
+/// [`request`] with more header lines (each ending in `\r\n`).
+fn request_with(address: &str, method: &str, path: &str, headers: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(address).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n{headers}\r\n"
     )
     .unwrap();
     let mut answer = String::new();
@@ -51,14 +56,19 @@ fn served_address(ws: &Workspace) -> String {
     address.unwrap()
 }
 
-/// Every sample of a scrape, parsed by the Prometheus project's Python parser (strict
-/// OpenMetrics), keyed by `name{stage}` (or `name` for pipeline series).
-fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+/// What Prometheus asks for.
+const OPEN_METRICS: &str = "Accept: application/openmetrics-text; version=1.0.0\r\n";
+
+/// Every sample of a scrape, parsed by the Prometheus project's Python parser (`format`:
+/// `openmetrics`, strict, or `classic`), keyed by `name{stage}` (or `name` for pipeline
+/// series).
+fn parse_metrics(text: &str, format: &str) -> BTreeMap<String, f64> {
     let mut child = Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/e2e/metrics_check.py"
         ))
+        .arg(format)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -113,8 +123,8 @@ fn metrics_parse_as_openmetrics_and_count_every_row_read_and_written() {
     let total = input.len() as f64;
     let mut samples = BTreeMap::new();
     let committed = wait_for(Duration::from_secs(60), || {
-        let (_, text) = request(&address, "GET", "/metrics");
-        samples = parse_metrics(&text);
+        let (_, text) = request_with(&address, "GET", "/metrics", OPEN_METRICS);
+        samples = parse_metrics(&text, "openmetrics");
         samples.get("weir_pipeline_input_rows_total") == Some(&total)
             && samples.get("weir_stage_rows_out_total{sinks.archive}") == Some(&total)
     });
@@ -159,6 +169,40 @@ fn metrics_parse_as_openmetrics_and_count_every_row_read_and_written() {
         );
         assert!(samples[&format!("weir_stage_busy_seconds_total{{{stage}}}")] > 0.0);
     }
+
+    // Without asking for OpenMetrics, the classic text format: the same series, and what
+    // Debian's promtool (the Prometheus project's linter) accepts without a complaint.
+    let (status, classic) = request(&address, "GET", "/metrics");
+    assert_eq!(status, 200);
+    let classic_samples = parse_metrics(&classic, "classic");
+    assert_eq!(
+        classic_samples.keys().collect::<Vec<_>>(),
+        samples.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        classic_samples["weir_stage_rows_out_total{sinks.archive}"],
+        total
+    );
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package) checks the format: make setup installs it");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(classic.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
 
     // The JSON API: the graph with every stage and edge, records in epoch order, the
     // checkpoints of `weir checkpoints`.

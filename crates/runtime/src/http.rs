@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -21,6 +21,9 @@ use crate::metrics::PipelineMetrics;
 /// The dashboard: one page, its script and styles inline, with no request beyond this
 /// server's own API, so that it works without network access.
 const DASHBOARD: &str = include_str!("dashboard.html");
+
+const OPEN_METRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const CLASSIC: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// How long open requests get to finish once the run has ended.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -114,15 +117,19 @@ fn router(metrics: Arc<PipelineMetrics>) -> Router {
         .route("/", get(|| async { html(DASHBOARD) }))
         .route("/metrics", {
             let m = m.clone();
-            get(|| async move {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    m.prometheus(),
-                )
-                    .into_response()
+            get(|headers: HeaderMap| async move {
+                // Prometheus asks for OpenMetrics; promtool, curl and older scrapers get the
+                // classic text format.
+                let open_metrics = headers
+                    .get_all(header::ACCEPT)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .any(|v| v.contains("application/openmetrics-text"));
+                let (content_type, body) = match open_metrics {
+                    true => (OPEN_METRICS, m.prometheus()),
+                    false => (CLASSIC, m.prometheus_classic()),
+                };
+                ([(header::CONTENT_TYPE, content_type)], body).into_response()
             })
         })
         .route("/api/graph", {

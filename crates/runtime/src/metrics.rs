@@ -325,6 +325,14 @@ impl PipelineMetrics {
         out
     }
 
+    /// Everything, in Prometheus' classic text format (0.0.4): what `promtool`, older
+    /// Prometheus servers and clients that do not ask for OpenMetrics read. The same series
+    /// as [`PipelineMetrics::prometheus`]: counters' `HELP` and `TYPE` lines name the
+    /// `_total` series, as that format wants, and there is no `# EOF`.
+    pub fn prometheus_classic(self: &Arc<Self>) -> String {
+        classic_text(&self.prometheus())
+    }
+
     /// The graph with every stage's live figures, for `/api/graph`.
     pub fn graph_json(&self) -> Value {
         let live = self.live();
@@ -448,6 +456,40 @@ impl PipelineMetrics {
             })
             .collect()
     }
+}
+
+/// OpenMetrics text turned into Prometheus' classic text format. OpenMetrics names a counter
+/// family without its `_total` suffix and ends with `# EOF`; the classic format names the
+/// family as its series are named, and has no end marker.
+fn classic_text(open_metrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open_metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open_metrics.len());
+    for line in open_metrics.lines() {
+        let comment = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match comment {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{prefix}{name}{suffix} {tail}\n"));
+            }
+            None if line == "# EOF" || line.starts_with("# UNIT ") => {}
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 /// The shares and rates between two readings `elapsed` seconds apart.
@@ -746,6 +788,15 @@ fn stage_labels<'a>(pipeline: &'a str, stage: &'a StageEntry) -> [(&'static str,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classic_text_names_counter_families_by_their_series() {
+        let open = "# HELP a_rows Rows.\n# TYPE a_rows counter\na_rows_total{s=\"x\"} 3\n# HELP b Share.\n# TYPE b gauge\nb 0.5\n# EOF\n";
+        assert_eq!(
+            classic_text(open),
+            "# HELP a_rows_total Rows.\n# TYPE a_rows_total counter\na_rows_total{s=\"x\"} 3\n# HELP b Share.\n# TYPE b gauge\nb 0.5\n"
+        );
+    }
 
     #[test]
     fn shares_add_up_to_one_and_busy_comes_first() {
