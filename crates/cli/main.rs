@@ -89,8 +89,8 @@ struct RunArgs {
     #[arg(long)]
     json: bool,
     /// Serve Prometheus metrics (/metrics), a JSON API (/api/...) and a live dashboard (/) at
-    /// ADDR, such as 127.0.0.1:9180 (port 0 takes a free port; the address is printed). The
-    /// same as --set http.bind=ADDR.
+    /// ADDR, such as 127.0.0.1:9180, or a port alone (9180) for loopback; port 0 takes a free
+    /// port, and the address is printed. The same as --set http.bind=ADDR.
     #[arg(long, value_name = "ADDR")]
     http: Option<String>,
     /// Write every epoch's progress record as a line of JSON to FILE.

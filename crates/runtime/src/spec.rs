@@ -98,7 +98,8 @@ struct TriggerConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HttpConfig {
-    /// Address and port to listen on, such as `"127.0.0.1:9180"`; port 0 takes a free one.
+    /// Address and port to listen on, such as `"127.0.0.1:9180"`, or a port alone for
+    /// loopback (`"9180"`); port 0 takes a free one.
     #[serde(default)]
     bind: Option<String>,
 }
@@ -277,6 +278,21 @@ impl PipelineSpec {
             .run(root)
             .map_err(fail)
     }
+}
+
+/// `http.bind`: `IP:port`, or a port alone (`9180`, `:9180`) or `localhost:port`, which are
+/// loopback: only an explicit address listens beyond this machine.
+fn bind_address(text: &str) -> Option<std::net::SocketAddr> {
+    let text = text.trim();
+    let loopback = |port: &str| {
+        port.parse::<u16>()
+            .ok()
+            .map(|port| std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    };
+    if let Some(port) = text.strip_prefix("localhost:").or(text.strip_prefix(':')) {
+        return loopback(port);
+    }
+    text.parse().ok().or_else(|| loopback(text))
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -486,10 +502,10 @@ impl<'a> Validator<'a> {
                 return HttpSettings::default();
             }
         };
-        let bind = config.bind.and_then(|text| match text.trim().parse() {
-            Ok(address) => Some(address),
-            Err(_) => {
-                let message = format!("\"{text}\" is not an address and port (expected for example \"127.0.0.1:9180\", or \"0.0.0.0:9180\" to listen on every interface)");
+        let bind = config.bind.and_then(|text| match bind_address(&text) {
+            Some(address) => Some(address),
+            None => {
+                let message = format!("\"{text}\" is not an address and port (expected for example \"127.0.0.1:9180\", or \"9180\" for that port on loopback, or \"0.0.0.0:9180\" to listen on every interface)");
                 self.error("http.bind", message);
                 None
             }
@@ -1268,4 +1284,23 @@ fn sql_input(
     _errors: &mut Vec<ConfigError>,
 ) -> Option<Vec<String>> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_alone_listens_on_loopback_and_anything_else_must_be_an_address() {
+        let at = |text: &str| bind_address(text).map(|a| a.to_string());
+        assert_eq!(at("127.0.0.1:9180").as_deref(), Some("127.0.0.1:9180"));
+        assert_eq!(at("9180").as_deref(), Some("127.0.0.1:9180"));
+        assert_eq!(at(":0").as_deref(), Some("127.0.0.1:0"));
+        assert_eq!(at("localhost:9180").as_deref(), Some("127.0.0.1:9180"));
+        assert_eq!(at("0.0.0.0:9180").as_deref(), Some("0.0.0.0:9180"));
+        assert_eq!(at("[::1]:9180").as_deref(), Some("[::1]:9180"));
+        for bad in ["localhost", "9180x", "70000", "example.com:80", ""] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+    }
 }
