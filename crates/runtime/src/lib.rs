@@ -25,7 +25,11 @@
 //! 4. **Watch and control it** with the [`PipelineHandle`]: [`PipelineHandle::wait`] for the
 //!    result, [`PipelineHandle::stop`] for a graceful stop (a final checkpoint, commit, then
 //!    the end), [`PipelineHandle::progress`] or [`PipelineHandle::progress_to`] for an
-//!    [`EpochProgress`] record per epoch.
+//!    [`EpochProgress`] record per epoch, [`PipelineHandle::pipeline_metrics`] for the live
+//!    metrics (Prometheus text, busy / backpressured / idle shares, the bottleneck). Set
+//!    `http.bind` (for example `.set("http.bind", "127.0.0.1:0")` on the builder) to have the
+//!    pipeline serve them, with its dashboard, itself: [`PipelineHandle::http_address`] says
+//!    where.
 //!
 //! ```
 //! use actix::prelude::*;
