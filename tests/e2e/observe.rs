@@ -56,6 +56,21 @@ fn served_address(ws: &Workspace) -> String {
     address.unwrap()
 }
 
+/// `program args` with `input` on its standard input: what it printed, and how it ended.
+fn pipe_through(program: &str, args: &[&str], input: &str) -> std::process::Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program} (make setup installs it): {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
 /// What Prometheus asks for.
 const OPEN_METRICS: &str = "Accept: application/openmetrics-text; version=1.0.0\r\n";
 
@@ -63,24 +78,8 @@ const OPEN_METRICS: &str = "Accept: application/openmetrics-text; version=1.0.0\
 /// `openmetrics`, strict, or `classic`), keyed by `name{stage}` (or `name` for pipeline
 /// series).
 fn parse_metrics(text: &str, format: &str) -> BTreeMap<String, f64> {
-    let mut child = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/e2e/metrics_check.py"
-        ))
-        .arg(format)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/metrics_check.py");
+    let out = pipe_through("python3", &[script, format], text);
     assert!(
         out.status.success(),
         "the Prometheus parser refused the scrape: {}\n{text}",
@@ -183,20 +182,8 @@ fn metrics_parse_as_openmetrics_and_count_every_row_read_and_written() {
         classic_samples["weir_stage_rows_out_total{sinks.archive}"],
         total
     );
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's prometheus package) checks the format: make setup installs it");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(classic.as_bytes())
-        .unwrap();
-    let checked = promtool.wait_with_output().unwrap();
+    // promtool is Debian's prometheus package: make setup installs it.
+    let checked = pipe_through("promtool", &["check", "metrics"], &classic);
     assert!(
         checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
         "promtool check metrics: {}{}",
