@@ -533,6 +533,8 @@ impl State {
 
     /// Folds group `h` of `other` (the same aggregate's accumulators) into group `g`: how
     /// two session windows that a row bridges become one.
+    // Windows need expressions; without them nothing merges.
+    #[cfg_attr(not(feature = "expressions"), allow(dead_code))]
     fn merge(&mut self, g: usize, other: &State, h: usize) {
         match (self, other) {
             (
@@ -797,6 +799,7 @@ impl Aggregate {
 
     /// Every group's key as the checkpoint stores it, so that a windowed aggregate can
     /// delete a window's state when it is evicted.
+    #[cfg_attr(not(feature = "expressions"), allow(dead_code))]
     pub(crate) fn state_keys(&self) -> Vec<Vec<u8>> {
         match self.settings.keys.is_empty() {
             true => self.groups.keys().map(|k| k.to_vec()).collect(),
@@ -807,6 +810,7 @@ impl Aggregate {
     }
 
     /// Approximate bytes of the whole state, as [`Operator::snapshot`] reports it.
+    #[cfg_attr(not(feature = "expressions"), allow(dead_code))]
     pub(crate) fn state_bytes(&self) -> u64 {
         let mut value = Vec::new();
         if !self.groups.is_empty() {
@@ -820,6 +824,7 @@ impl Aggregate {
 
     /// Folds every group of `other`, an aggregate built from the same settings, into this
     /// one's group of the same key.
+    #[cfg_attr(not(feature = "expressions"), allow(dead_code))]
     pub(crate) fn merge(&mut self, other: &Aggregate) {
         // Rows carry their converter's identity; re-read the other's keys with this one's.
         let parser = self.converter.parser();
@@ -845,6 +850,7 @@ impl Aggregate {
     }
 
     /// Every group's key and accumulators, as a checkpoint stores them.
+    #[cfg_attr(not(feature = "expressions"), allow(dead_code))]
     pub(crate) fn export(&self) -> StateEntries {
         let mut value = Vec::new();
         let keys = self.state_keys();

@@ -138,7 +138,7 @@ impl PipelineHandle {
 
     /// Waits for the run to end: the last committed epoch, or the first failure. Stops the
     /// pipeline's arbiters either way.
-    pub async fn wait(mut self) -> RunResult {
+    pub async fn wait(self) -> RunResult {
         let result = match self.finished.await {
             Ok(result) => result,
             Err(_) => Err(Error::Internal(
@@ -146,10 +146,9 @@ impl PipelineHandle {
             )),
         };
         self.observed.ended(&result);
+        // The server stops as it is dropped.
         #[cfg(feature = "http")]
-        if let Some(http) = &mut self.http {
-            http.stop();
-        }
+        drop(self.http);
         for arbiter in &self.arbiters {
             arbiter.stop();
         }
