@@ -4,23 +4,24 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-/// Prints the committed files of `path` (a folder, or one file) as one table.
+/// Prints the committed files of `path` (a folder, or one file) as one table. Only the rows
+/// it prints are decoded; parquet files after them are counted from their metadata, and CSV
+/// files are read through without being kept.
 pub(crate) fn show(path: &Path, num_rows: usize, truncate: bool, sep: char) -> anyhow::Result<()> {
     let files = committed_files(path)?;
     if files.is_empty() {
         println!("{}: no committed output yet", path.display());
         return Ok(());
     }
-    let mut batches = Vec::new();
+    let mut table = weir::Table::new(num_rows, truncate);
     for file in &files {
-        batches.extend(read(file, sep).with_context(|| format!("cannot read {}", file.display()))?);
+        read_into(file, sep, &mut table)
+            .with_context(|| format!("cannot read {}", file.display()))?;
     }
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    print!("{}", weir::format_table(&batches, num_rows, truncate)?);
-    println!("{rows} row(s) in {} file(s)", files.len());
+    print!("{}", table.render());
+    println!("{} row(s) in {} file(s)", table.total(), files.len());
     Ok(())
 }
 
@@ -47,11 +48,25 @@ fn committed_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn read(file: &Path, sep: char) -> anyhow::Result<Vec<RecordBatch>> {
+/// Adds `file`'s rows to `table`: decoded while the table has room, counted after that.
+fn read_into(file: &Path, sep: char, table: &mut weir::Table) -> anyhow::Result<()> {
     let name = file.to_string_lossy();
     if name.ends_with(".parquet") {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(file)?)?.build()?;
-        return Ok(reader.collect::<Result<Vec<_>, _>>()?);
+        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(file)?)?;
+        if table.is_full() {
+            table.count(builder.metadata().file_metadata().num_rows().max(0) as usize);
+            return Ok(());
+        }
+        let mut reader = builder.build()?;
+        for batch in reader.by_ref() {
+            let batch = batch?;
+            if table.is_full() {
+                table.count(batch.num_rows());
+            } else {
+                table.push(&batch)?;
+            }
+        }
+        return Ok(());
     }
     if name.ends_with(".csv") {
         if !sep.is_ascii() {
@@ -64,7 +79,10 @@ fn read(file: &Path, sep: char) -> anyhow::Result<Vec<RecordBatch>> {
         let reader = arrow_csv::ReaderBuilder::new(std::sync::Arc::new(schema))
             .with_format(format)
             .build(File::open(file)?)?;
-        return Ok(reader.collect::<Result<Vec<_>, _>>()?);
+        for batch in reader {
+            table.push(&batch?)?;
+        }
+        return Ok(());
     }
     bail!("not a parquet or CSV file")
 }

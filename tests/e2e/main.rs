@@ -10,6 +10,7 @@ mod expressions;
 mod golden;
 mod input;
 mod malformed;
+mod memory;
 mod modes;
 mod observe;
 mod progress;

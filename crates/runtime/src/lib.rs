@@ -149,4 +149,4 @@ pub use weir_core::{
     failure_point, Barrier, BarrierKind, ConfigError, Epoch, Error, Operator, OutputMode, Result,
     Sink, Source, StageSnapshot, StateDelta, StateEntries, StreamMessage, FAILURE_POINTS,
 };
-pub use weir_sink::format_table;
+pub use weir_sink::{format_table, Table};

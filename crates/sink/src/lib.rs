@@ -22,5 +22,5 @@
 mod console;
 mod file;
 
-pub use console::{format_table, ConsoleSink, ConsoleSinkConfig};
+pub use console::{format_table, ConsoleSink, ConsoleSinkConfig, Table};
 pub use file::{FileFormat, FileSink, FileSinkConfig, FileSinkSettings, EPOCH_COLUMN, TMP_DIR};
