@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use arrow_array::RecordBatch;
 use tokio::sync::oneshot;
-use weir_core::{Barrier, StreamMessage};
+use weir_core::{Barrier, Epoch, Error, StreamMessage};
 
 /// What a stage does next, in order.
 pub(crate) enum Step {
@@ -31,6 +31,10 @@ pub(crate) enum Offer {
 pub(crate) struct Aligner {
     blocked: Vec<bool>,
     held: Vec<VecDeque<(StreamMessage, oneshot::Sender<()>)>>,
+    /// The barrier the inputs are being aligned on: the first to arrive of this round.
+    aligning: Option<Barrier>,
+    /// The epoch of the last barrier aligned: the next must be later.
+    last_epoch: Option<Epoch>,
 }
 
 impl Aligner {
@@ -38,18 +42,30 @@ impl Aligner {
         Aligner {
             blocked: vec![false; inputs],
             held: (0..inputs).map(|_| VecDeque::new()).collect(),
+            aligning: None,
+            last_epoch: None,
         }
     }
 
-    pub(crate) fn offer(&mut self, port: usize, message: StreamMessage) -> Offer {
-        if self.blocked.get(port).copied().unwrap_or(false) {
+    /// Takes the next message of input `port`. A message on a port the stage does not
+    /// have, barriers of different epochs or kinds on two inputs, or an epoch that does not
+    /// come after the last one are the runtime's own mistakes: an internal error, never
+    /// aligned silently.
+    pub(crate) fn offer(&mut self, port: usize, message: StreamMessage) -> Result<Offer, Error> {
+        if port >= self.blocked.len() {
+            return Err(Error::Internal(format!(
+                "barrier alignment: a message on input {port}, of {} input(s)",
+                self.blocked.len()
+            )));
+        }
+        if self.blocked[port] {
             let (tx, rx) = oneshot::channel();
             self.held[port].push_back((message, tx));
-            return Offer::Parked(rx);
+            return Ok(Offer::Parked(rx));
         }
         let mut steps = Vec::new();
         let mut release = Vec::new();
-        self.feed(port, message, &mut steps);
+        self.feed(port, message, &mut steps)?;
         // An alignment that completed unblocks inputs whose held messages can now flow.
         loop {
             let mut progressed = false;
@@ -58,7 +74,7 @@ impl Aligner {
                     let Some((message, tx)) = self.held[p].pop_front() else {
                         break;
                     };
-                    self.feed(p, message, &mut steps);
+                    self.feed(p, message, &mut steps)?;
                     release.push(tx);
                     progressed = true;
                 }
@@ -67,23 +83,46 @@ impl Aligner {
                 break;
             }
         }
-        Offer::Ready { steps, release }
+        Ok(Offer::Ready { steps, release })
     }
 
-    fn feed(&mut self, port: usize, message: StreamMessage, steps: &mut Vec<Step>) {
+    fn feed(
+        &mut self,
+        port: usize,
+        message: StreamMessage,
+        steps: &mut Vec<Step>,
+    ) -> Result<(), Error> {
         match message {
             StreamMessage::Batch(batch) => steps.push(Step::Data(batch)),
             StreamMessage::Watermark(ms) => steps.push(Step::Watermark(port, ms)),
             StreamMessage::Barrier(barrier) => {
-                if port < self.blocked.len() {
-                    self.blocked[port] = true;
+                match self.aligning {
+                    Some(first) if first != barrier => {
+                        return Err(Error::Internal(format!(
+                            "barrier alignment: input {port} sent the barrier of epoch {} ({:?}) while the inputs were aligning on epoch {} ({:?})",
+                            barrier.epoch, barrier.kind, first.epoch, first.kind
+                        )));
+                    }
+                    Some(_) => {}
+                    None if self.last_epoch.is_some_and(|last| barrier.epoch <= last) => {
+                        return Err(Error::Internal(format!(
+                            "barrier alignment: input {port} sent the barrier of epoch {} after epoch {} was aligned",
+                            barrier.epoch,
+                            self.last_epoch.map_or(0, |e| e.0)
+                        )));
+                    }
+                    None => self.aligning = Some(barrier),
                 }
+                self.blocked[port] = true;
                 if self.blocked.iter().all(|b| *b) {
                     self.blocked.iter_mut().for_each(|b| *b = false);
+                    self.aligning = None;
+                    self.last_epoch = Some(barrier.epoch);
                     steps.push(Step::Barrier(barrier));
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -93,7 +132,7 @@ mod tests {
     use std::sync::Arc;
 
     use arrow_array::Int32Array;
-    use weir_core::{BarrierKind, Epoch};
+    use weir_core::BarrierKind;
 
     fn batch(v: i32) -> StreamMessage {
         let array = Arc::new(Int32Array::from(vec![v]));
@@ -107,8 +146,8 @@ mod tests {
         })
     }
 
-    fn describe(offer: Offer) -> (Vec<String>, usize) {
-        match offer {
+    fn describe(offer: Result<Offer, Error>) -> (Vec<String>, usize) {
+        match offer.unwrap() {
             Offer::Parked(_) => (vec!["parked".into()], 0),
             Offer::Ready { steps, release } => (
                 steps
@@ -146,6 +185,36 @@ mod tests {
             describe(a.offer(1, barrier(1))),
             (vec!["barrier 1".into(), "data 2".into()], 1)
         );
+    }
+
+    #[test]
+    fn barriers_of_different_epochs_or_kinds_are_an_internal_error() {
+        let mut a = Aligner::new(2);
+        describe(a.offer(0, barrier(1)));
+        let error = a.offer(1, barrier(2)).err().unwrap();
+        assert!(
+            error
+                .to_string()
+                .contains("input 1 sent the barrier of epoch 2")
+                && error.to_string().contains("aligning on epoch 1"),
+            "{error}"
+        );
+
+        let mut a = Aligner::new(2);
+        describe(a.offer(0, barrier(1)));
+        let last = StreamMessage::Barrier(Barrier {
+            epoch: Epoch(1),
+            kind: BarrierKind::Final,
+        });
+        assert!(a.offer(1, last).is_err());
+
+        // An epoch that does not come after the last one aligned.
+        let mut a = Aligner::new(2);
+        describe(a.offer(0, barrier(1)));
+        describe(a.offer(1, barrier(1)));
+        assert!(a.offer(0, barrier(1)).is_err());
+        // A port the stage does not have.
+        assert!(Aligner::new(1).offer(3, batch(1)).is_err());
     }
 
     #[test]

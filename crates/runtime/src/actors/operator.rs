@@ -202,7 +202,14 @@ impl Handler<Envelope> for OperatorActor {
         if self.failed {
             return Box::pin(async {});
         }
-        let (steps, release) = match self.aligner.offer(envelope.port, envelope.message) {
+        let offer = match self.aligner.offer(envelope.port, envelope.message) {
+            Ok(offer) => offer,
+            Err(error) => {
+                self.fail(error, ctx);
+                return Box::pin(async {});
+            }
+        };
+        let (steps, release) = match offer {
             Offer::Parked(signal) => {
                 return Box::pin(async move {
                     // Dropped without a signal only when the stage stops; the sender stops too.

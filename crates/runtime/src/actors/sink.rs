@@ -99,7 +99,14 @@ impl Handler<Envelope> for SinkActor {
         if self.failed {
             return Box::pin(async {});
         }
-        match self.aligner.offer(envelope.port, envelope.message) {
+        let offer = match self.aligner.offer(envelope.port, envelope.message) {
+            Ok(offer) => offer,
+            Err(error) => {
+                self.fail(error, ctx);
+                return Box::pin(async {});
+            }
+        };
+        match offer {
             Offer::Parked(signal) => Box::pin(async move {
                 let _ = signal.await;
             }),
