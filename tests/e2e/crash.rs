@@ -224,3 +224,58 @@ fn checkpoints_lists_positions_state_and_pending_files() {
         "{text}"
     );
 }
+
+#[test]
+fn a_recursive_glob_never_reads_a_file_that_is_not_committed() {
+    let ws = Workspace::new();
+    let input = ws.csv_files("in", 0, 4, 300, 10, 25);
+    ws.write(
+        "pipeline.toml",
+        &exactly_once_pipeline("available_now = true", 1),
+    );
+    // Stopped, as by kill -9, with epoch 2 checkpointed and its files pre-committed in
+    // out/_tmp, not yet renamed into place.
+    let out = ws.run_failing_at("after-manifest-before-commit");
+    assert!(!out.status.success());
+    let tmp = visible_or_not(&ws.path("out/_tmp"));
+    assert!(
+        tmp.iter().any(|n| n.ends_with(".parquet.pending")),
+        "no pending file to hide: {tmp:?}"
+    );
+    // DuckDB's recursive glob, common for partitioned output, descends into `_tmp`.
+    let script = r#"
+import sys, duckdb
+print(duckdb.sql(f"SELECT count(*) FROM read_parquet('{sys.argv[1]}/**/*.parquet')").fetchall()[0][0])
+"#;
+    let counted = Command::new("python3")
+        .args(["-c", script])
+        .arg(ws.path("out"))
+        .output()
+        .unwrap();
+    assert!(
+        counted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&counted.stderr)
+    );
+    let counted: usize = String::from_utf8(counted.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        counted,
+        parquet_rows(&ws.path("out")).len(),
+        "rows of committed files only"
+    );
+    assert_eq!(counted, 300, "epoch 1 only");
+    ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
+    assert_exactly_once(&ws, &input);
+}
+
+/// Every name in `dir`, hidden or not.
+fn visible_or_not(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}

@@ -14,6 +14,8 @@ use weir_core::{ConfigError, Epoch, Error, OutputMode, Result, Sink, StageSnapsh
 /// The hidden folder, inside a file sink's folder, that holds in-progress and pending files.
 /// Readers skip names that start with `_` or `.`, as Spark, pyarrow and DuckDB globs do.
 pub const TMP_DIR: &str = "_tmp";
+/// What a pre-committed file's name ends with in [`TMP_DIR`], after the format's extension.
+const PENDING_EXTENSION: &str = "pending";
 
 /// The column that `update` mode adds to file output: the epoch that changed the row.
 pub const EPOCH_COLUMN: &str = "epoch";
@@ -375,8 +377,12 @@ impl Sink for FileSink {
                 .map_err(|e| failed(e.error().to_string()))?;
             file.sync_all()
                 .map_err(|e| Error::io("cannot sync", &path, e))?;
-            let pending = path.with_extension("");
+            // `part-….parquet.pending`: no reader's glob for the format (`out/**/*.parquet`,
+            // which DuckDB does not stop at `_tmp`) matches a file not yet committed.
+            let pending = path.with_extension(PENDING_EXTENSION);
             fs::rename(&path, &pending).map_err(|e| Error::io("cannot rename", &path, e))?;
+            // The rename is durable before the checkpoint names the pending file.
+            sync_dir(&self.tmp)?;
             let final_path = self.settings.dir.join(self.file_name(epoch));
             self.pending.push((epoch, pending, final_path));
         }
