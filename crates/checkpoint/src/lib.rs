@@ -25,4 +25,6 @@ pub use progress::{
     find_bottleneck, utc_timestamp, Bottleneck, EpochProgress, EventTimeProgress, EventTimeStats,
     PhaseDurations, StageLoad, StageProgress, StageStats, BOTTLENECK_THRESHOLD,
 };
-pub use store::{CheckpointStore, Manifest, StageSummary, StoreError, Surveyed};
+pub use store::{
+    CheckpointStore, Manifest, StageSummary, StoreError, Surveyed, CHECKPOINT_FORMAT_VERSION,
+};

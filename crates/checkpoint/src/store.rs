@@ -46,6 +46,18 @@ pub enum StoreError {
         /// RocksDB's message.
         message: String,
     },
+    /// The store was written in another checkpoint format than this Weir reads: by a newer
+    /// Weir, or an older one whose format this one no longer reads. Never read as if it were
+    /// this format.
+    #[error("{}", incompatible(path, *found, *supported))]
+    Incompatible {
+        /// The checkpoint folder.
+        path: PathBuf,
+        /// The format the store says it holds.
+        found: u32,
+        /// The format this Weir reads and writes.
+        supported: u32,
+    },
     /// The store's files or values do not read back as written: the folder was damaged
     /// (disk, a copy cut short, an edit) or written by something else.
     #[error("checkpoint folder {path} is damaged: {message}. `weir checkpoints {path}` shows what still reads; `weir run --fall-back` resumes from the newest checkpoint that reads whole")]
@@ -99,6 +111,25 @@ pub struct CheckpointStore {
 
 const BASE_EPOCH: &[u8] = b"xbase";
 const FINGERPRINT: &[u8] = b"xfingerprint";
+const FORMAT: &[u8] = b"xformat";
+
+/// The checkpoint format this Weir reads and writes: the store's keys, manifests and every
+/// component's state encoding. Any change to one of them that an older Weir would misread
+/// bumps it. Stores written before the format was recorded hold format 1.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+
+fn incompatible(path: &Path, found: u32, supported: u32) -> String {
+    let who = match found > supported {
+        true => "a newer Weir wrote it; run that version again",
+        false => {
+            "an older Weir wrote it, in a format this one no longer reads; finish with that version"
+        }
+    };
+    format!(
+        "checkpoint folder {} holds checkpoint format {found}, and this Weir reads format {supported}: {who}, or use a new checkpoint.path to start over (the sinks' output then starts over too)",
+        path.display()
+    )
+}
 
 fn manifest_key(epoch: u64) -> Vec<u8> {
     Epoch(epoch).key(b'm')
@@ -127,11 +158,38 @@ impl CheckpointStore {
                 classify(path, e)
             }
         })?;
-        Ok(CheckpointStore {
+        let store = CheckpointStore {
             db,
             path: path.to_path_buf(),
             retain: retain.max(1),
-        })
+        };
+        // A new store, or one from before the format was recorded (format 1), says it now.
+        if store.check_format()?.is_none() {
+            store
+                .db
+                .put(FORMAT, CHECKPOINT_FORMAT_VERSION.to_string())
+                .map_err(|e| store.db_error(e))?;
+        }
+        Ok(store)
+    }
+
+    /// Refuses a store of another format; `None` when it records none.
+    fn check_format(&self) -> Result<Option<u32>, StoreError> {
+        let Some(bytes) = self.db.get(FORMAT).map_err(|e| self.db_error(e))? else {
+            return Ok(None);
+        };
+        let found = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|t| t.parse::<u32>().ok())
+            .ok_or_else(|| self.damaged(format!("checkpoint format {bytes:?} is not a number")))?;
+        if found != CHECKPOINT_FORMAT_VERSION {
+            return Err(StoreError::Incompatible {
+                path: self.path.clone(),
+                found,
+                supported: CHECKPOINT_FORMAT_VERSION,
+            });
+        }
+        Ok(Some(found))
     }
 
     /// Like [`open`](Self::open), for a store that may be damaged: if RocksDB cannot open it,
@@ -176,11 +234,13 @@ impl CheckpointStore {
         }
         let db =
             DB::open_for_read_only(&Self::options(), path, false).map_err(|e| classify(path, e))?;
-        Ok(CheckpointStore {
+        let store = CheckpointStore {
             db,
             path: path.to_path_buf(),
             retain: usize::MAX,
-        })
+        };
+        store.check_format()?;
+        Ok(store)
     }
 
     /// The folder the store lives in.
@@ -648,6 +708,60 @@ mod tests {
                 ..StageSnapshot::default()
             },
         )]
+    }
+
+    #[test]
+    fn a_store_says_its_format_and_another_format_is_refused_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), 3).unwrap();
+        assert_eq!(
+            store.check_format().unwrap(),
+            Some(CHECKPOINT_FORMAT_VERSION)
+        );
+        // As a newer Weir would leave it.
+        store.db.put(FORMAT, "7").unwrap();
+        drop(store);
+        for opened in [
+            CheckpointStore::open(dir.path(), 3).err(),
+            CheckpointStore::open_read_only(dir.path()).err(),
+        ] {
+            let error = opened.expect("format 7 refused");
+            assert!(
+                matches!(
+                    error,
+                    StoreError::Incompatible {
+                        found: 7,
+                        supported: 1,
+                        ..
+                    }
+                ),
+                "{error:?}"
+            );
+            let message = error.to_string();
+            assert!(
+                message.contains("checkpoint format 7")
+                    && message.contains("reads format 1")
+                    && message.contains("a newer Weir"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_store_from_before_formats_were_recorded_is_format_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), 3).unwrap();
+        store.db.delete(FORMAT).unwrap();
+        drop(store);
+        assert_eq!(
+            CheckpointStore::open_read_only(dir.path())
+                .unwrap()
+                .check_format()
+                .unwrap(),
+            None
+        );
+        let store = CheckpointStore::open(dir.path(), 3).unwrap();
+        assert_eq!(store.check_format().unwrap(), Some(1));
     }
 
     fn state(store: &CheckpointStore, epoch: u64) -> Vec<(String, String)> {
