@@ -31,8 +31,10 @@ enum Command {
     /// Run a pipeline. Bounded triggers (once, available_now) exit 0 after their last epoch;
     /// SIGINT or SIGTERM finishes the current epoch, commits it and exits 0.
     Run(RunArgs),
-    /// Check a pipeline file and print every error at once; nothing is started.
-    Validate(PipelineArgs),
+    /// Check a pipeline file and print every error at once; nothing is started. With
+    /// --checkpoint, also say whether a run of it could resume from that checkpoint, change
+    /// by change.
+    Validate(ValidateArgs),
     /// Print the committed output of a sink (a parquet or CSV folder or file) as a table.
     Show(ShowArgs),
     /// Print the actor graph of a pipeline: as text, as Graphviz DOT, or as SVG (drawn by
@@ -56,6 +58,17 @@ struct PipelineArgs {
     /// Override a setting, for example --set sinks.archive.path=./out (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_override)]
     overrides: Vec<(String, String)>,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// A checkpoint folder (the checkpoint.path of the pipeline before its edits): says which
+    /// edits keep its state and which would be refused, and exits 2 if any would. Read
+    /// only, so safe while a run uses it.
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -154,9 +167,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Run(args) => run(args),
-        Command::Validate(args) => load(&args).map(|spec| {
-            println!("{}: ok\n{}", args.pipeline.display(), spec.graph_text());
-        }),
+        Command::Validate(args) => validate(&args),
         Command::Graph(args) => graph(&args),
         Command::Checkpoints(args) => show::checkpoints(&args.path).map_err(Failure::Runtime),
         Command::Show(args) => show::show(&args.path, args.num_rows, !args.no_truncate, args.sep)
@@ -261,6 +272,62 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         reporter.finish(started.elapsed(), last);
     }
     Ok(())
+}
+
+fn validate(args: &ValidateArgs) -> Result<(), Failure> {
+    let spec = load(&args.pipeline)?;
+    println!(
+        "{}: ok\n{}",
+        args.pipeline.pipeline.display(),
+        spec.graph_text()
+    );
+    let Some(path) = &args.checkpoint else {
+        return Ok(());
+    };
+    let store =
+        weir::CheckpointStore::open_read_only(path).map_err(|e| Failure::Runtime(anyhow!(e)))?;
+    let plan = spec
+        .resume_plan(&store)
+        .map_err(|e| Failure::Runtime(anyhow!(e)))?;
+    let Some(epoch) = plan.epoch else {
+        println!(
+            "checkpoint {}: no complete checkpoint yet; a run starts fresh",
+            path.display()
+        );
+        return Ok(());
+    };
+    let verdict = match plan.resumes() {
+        true => format!("a run resumes from epoch {epoch}"),
+        false => format!("a run would be refused: it cannot resume from epoch {epoch}"),
+    };
+    println!("checkpoint {}: {verdict}", path.display());
+    for change in &plan.changes {
+        let label = if change.keeps_state {
+            "keeps state"
+        } else {
+            "refused"
+        };
+        println!("  {label}: {}", change.what);
+    }
+    println!("  (sink settings, the trigger and checkpoint settings may change freely: a checkpoint does not depend on them)");
+    if plan.resumes() {
+        return Ok(());
+    }
+    let errors = plan
+        .changes
+        .iter()
+        .filter(|c| !c.keeps_state)
+        .map(|c| {
+            weir::ConfigError::new(
+                "checkpoint.path",
+                format!("{}; to start over, use a new checkpoint.path", c.what),
+            )
+        })
+        .collect();
+    Err(Failure::Config(ConfigErrors {
+        file: args.pipeline.pipeline.display().to_string(),
+        errors,
+    }))
 }
 
 fn graph(args: &GraphArgs) -> Result<(), Failure> {

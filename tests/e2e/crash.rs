@@ -279,3 +279,61 @@ fn visible_or_not(dir: &std::path::Path) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect()
 }
+
+#[test]
+fn validate_with_a_checkpoint_says_which_edits_keep_the_state() {
+    let ws = Workspace::new();
+    ws.csv_files("in", 0, 2, 100, 10, 26);
+    let original = exactly_once_pipeline("available_now = true", 1);
+    ws.write("pipeline.toml", &original);
+    // Before any run: nothing to resume, any pipeline may start.
+    let fresh = ws.weir(&["validate", "pipeline.toml", "--checkpoint", "state"]);
+    assert!(!fresh.status.success(), "no store there yet is an error");
+    ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
+
+    // A sink added, the archive sink removed, the trigger changed: the state is kept.
+    let kept = original
+        .replace("available_now = true", "processing_time = \"5s\"")
+        .replace("[sinks.archive]\ntype = \"parquet\"\ninput = \"sales\"\npath = \"out\"\noutput_mode = \"append\"\n", "")
+        + "\n[sinks.display]\ntype = \"console\"\ninput = \"by_shop\"\noutput_mode = \"complete\"\n";
+    ws.write("edited.toml", &kept);
+    let out = ws.weir(&["validate", "edited.toml", "--checkpoint", "state"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("a run resumes from epoch 2"), "{stdout}");
+    assert!(
+        stdout.contains("keeps state: sinks.display is new"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("keeps state: sinks.archive was removed"),
+        "{stdout}"
+    );
+
+    // An operator changed and a source added: refused, each named, exit 2.
+    let refused = original.replace(r#"group_by = ["Shop"]"#, r#"group_by = ["File"]"#)
+        + &csv_source("more", "in2", 1)
+        + "\n[sinks.more_out]\ntype = \"parquet\"\ninput = \"more\"\npath = \"out2\"\n";
+    ws.write("refused.toml", &refused);
+    let out = ws.weir(&["validate", "refused.toml", "--checkpoint", "state"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stdout.contains("a run would be refused"), "{stdout}");
+    assert!(
+        stdout.contains("refused: operators.by_shop changed from")
+            && stdout.contains("refused: sources.more is new"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("refused.toml: checkpoint.path: operators.by_shop changed"),
+        "{stderr}"
+    );
+    // What validate said is what a run does.
+    let run = ws.weir(&["run", "refused.toml", "--quiet"]);
+    assert_eq!(run.status.code(), Some(2));
+}

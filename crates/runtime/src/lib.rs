@@ -138,7 +138,7 @@ pub use builder::{Component, PipelineBuilder};
 pub use channel::EpochOutput;
 pub use graph::{GraphEdge, GraphNode, GraphView};
 pub use metrics::{PipelineMetrics, StageRates, RATIO_WINDOW, SAMPLE_EVERY};
-pub use pipeline::{PipelineHandle, Stopper};
+pub use pipeline::{PipelineHandle, PlanChange, ResumePlan, Stopper};
 pub use registry::{ComponentConfig, OperatorSpec, Registry, SinkSpec, SourceSpec};
 pub use spec::{CheckpointSettings, ConfigErrors, HttpSettings, PipelineSpec};
 pub use weir_checkpoint::{

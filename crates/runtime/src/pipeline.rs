@@ -19,6 +19,38 @@ use crate::http::HttpServer;
 use crate::metrics::{self, PipelineMetrics};
 use crate::spec::{PipelineSpec, Upstream, WatermarkSpec};
 
+/// What resuming a pipeline from a checkpoint would do: [`PipelineSpec::resume_plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumePlan {
+    /// The checkpoint a run would resume from; `None` when the folder has none yet (a run
+    /// starts fresh, and any pipeline may).
+    pub epoch: Option<u64>,
+    /// Every difference between the pipeline and what wrote the checkpoint that matters to
+    /// resuming. Changes to sink settings and to the trigger keep the state and are not
+    /// recorded in a checkpoint, so they are not listed.
+    pub changes: Vec<PlanChange>,
+}
+
+impl ResumePlan {
+    /// Whether a run of the pipeline would resume from the checkpoint (rather than be
+    /// refused).
+    pub fn resumes(&self) -> bool {
+        self.changes.iter().all(|c| c.keeps_state)
+    }
+}
+
+/// One difference in a [`ResumePlan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanChange {
+    /// The stage it concerns (`operators.by_shop`).
+    pub stage: String,
+    /// Whether the checkpoint's state still serves: a sink added or removed keeps it; a
+    /// source or operator added, removed or changed does not.
+    pub keeps_state: bool,
+    /// What changed and what it means.
+    pub what: String,
+}
+
 /// A running pipeline. Dropping it does not stop the pipeline; [`PipelineHandle::wait`] does
 /// once the run ends.
 pub struct PipelineHandle {
@@ -508,32 +540,95 @@ impl PipelineSpec {
         old: &BTreeMap<String, String>,
         store: &CheckpointStore,
     ) -> Result<()> {
-        let new = self.fingerprint();
-        let mut changes = Vec::new();
-        for (stage, before) in old {
-            match new.get(stage) {
-                None => changes.push(format!("{stage} was removed (it was: {before})")),
-                Some(now) if now != before => {
-                    changes.push(format!("{stage} changed from \"{before}\" to \"{now}\""))
-                }
-                Some(_) => {}
-            }
-        }
-        for stage in new.keys().filter(|s| !old.contains_key(*s)) {
-            changes.push(format!(
-                "{stage} is new, and its state would miss what was already read"
-            ));
-        }
-        if changes.is_empty() {
+        let refused: Vec<String> = self
+            .fingerprint_changes(old)
+            .into_iter()
+            .filter(|c| !c.keeps_state)
+            .map(|c| c.what)
+            .collect();
+        if refused.is_empty() {
             return Ok(());
         }
         Err(Error::Config(format!(
             "checkpoint.path: the checkpoint in {} was written by a different pipeline: {}. Sinks and the trigger may change; sources and operators may not. Use a new checkpoint.path to start over",
             store.path().display(),
-            changes.join("; ")
+            refused.join("; ")
         )))
     }
 
+    /// The sources and operators that differ from `old`, the fingerprint a checkpoint was
+    /// written with: each would make the checkpoint's state wrong for this pipeline.
+    fn fingerprint_changes(&self, old: &BTreeMap<String, String>) -> Vec<PlanChange> {
+        let new = self.fingerprint();
+        let mut changes = Vec::new();
+        let refused = |stage: &str, what: String| PlanChange {
+            stage: stage.to_string(),
+            keeps_state: false,
+            what,
+        };
+        for (stage, before) in old {
+            match new.get(stage) {
+                None => changes.push(refused(
+                    stage,
+                    format!("{stage} was removed (it was: {before})"),
+                )),
+                Some(now) if now != before => changes.push(refused(
+                    stage,
+                    format!("{stage} changed from \"{before}\" to \"{now}\""),
+                )),
+                Some(_) => {}
+            }
+        }
+        for stage in new.keys().filter(|s| !old.contains_key(*s)) {
+            changes.push(refused(
+                stage,
+                format!("{stage} is new, and its state would miss what was already read"),
+            ));
+        }
+        changes
+    }
+
+    /// Whether this pipeline, perhaps edited, can resume from the checkpoint in `store`,
+    /// change by change: `weir validate --checkpoint`. Reads the store only.
+    pub fn resume_plan(&self, store: &CheckpointStore) -> Result<ResumePlan> {
+        let latest = store.latest().map_err(store_error)?;
+        let Some(manifest) = latest else {
+            return Ok(ResumePlan {
+                epoch: None,
+                changes: Vec::new(),
+            });
+        };
+        let mut changes = match store.fingerprint().map_err(store_error)? {
+            Some(old) => self.fingerprint_changes(&old),
+            None => Vec::new(),
+        };
+        // Sinks are not in the fingerprint: the checkpoint's manifest names those it had.
+        let sinks: Vec<String> = self
+            .sinks
+            .iter()
+            .map(|s| format!("sinks.{}", s.name))
+            .collect();
+        for stage in manifest.stages.keys().filter(|s| s.starts_with("sinks.")) {
+            if !sinks.contains(stage) {
+                changes.push(PlanChange {
+                    stage: stage.clone(),
+                    keeps_state: true,
+                    what: format!("{stage} was removed: what it committed stays, and files it had pending for epochs after {} are never committed", manifest.epoch),
+                });
+            }
+        }
+        for stage in sinks.iter().filter(|s| !manifest.stages.contains_key(*s)) {
+            changes.push(PlanChange {
+                stage: stage.clone(),
+                keeps_state: true,
+                what: format!("{stage} is new: it gets the rows of the epochs after {}, not those already read", manifest.epoch),
+            });
+        }
+        Ok(ResumePlan {
+            epoch: Some(manifest.epoch),
+            changes,
+        })
+    }
     /// The edges out of `upstream`, each with the output mode its consumer needs.
     fn consumers(
         &self,
