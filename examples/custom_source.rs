@@ -139,7 +139,10 @@ impl Source for Sequence {
         for (key, value) in state {
             if key == b"next" {
                 let bytes: [u8; 8] = value.as_slice().try_into().map_err(|_| {
-                    weir::Error::Checkpoint("sequence: the position is not 8 bytes".into())
+                    weir::Error::checkpoint(
+                        weir::CheckpointFailure::Damaged,
+                        "sequence: the position is not 8 bytes",
+                    )
                 })?;
                 self.next = i64::from_be_bytes(bytes);
                 self.admitted_to = self.next;

@@ -262,7 +262,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let (last, reporter) = match outcome {
         Ok(done) => done,
         // A checkpoint of another pipeline: the configuration must change, not the world.
-        Err(weir::Error::Config(message)) => {
+        Err(weir::Error::Config(message) | weir::Error::DifferentPipeline(message)) => {
             let errors = vec![weir::ConfigError::new("", message)];
             return Err(Failure::Config(ConfigErrors { file, errors }));
         }

@@ -51,19 +51,51 @@ pub enum Error {
     /// A stage or actor stopped before the pipeline finished.
     #[error("{0}")]
     Stopped(String),
-    /// The pipeline does not fit what it finds, such as a checkpoint written by a different
-    /// pipeline. The user must act; the CLI exits 2.
+    /// The pipeline does not fit what it finds, such as an address it cannot listen on. The
+    /// user must act; the CLI exits 2.
     #[error("{0}")]
     Config(String),
-    /// The checkpoint store failed or is damaged.
+    /// The checkpoint was written by a different pipeline: a source or operator was added,
+    /// removed or changed since. The message names each. The CLI exits 2.
     #[error("{0}")]
-    Checkpoint(String),
+    DifferentPipeline(String),
+    /// The checkpoint store failed; `kind` says how, for a program to act on, and
+    /// `message` says it for a person.
+    #[error("{message}")]
+    Checkpoint {
+        /// Which way it failed.
+        kind: CheckpointFailure,
+        /// What happened, naming the folder.
+        message: String,
+    },
     /// Something that should not happen: a bug in Weir.
     #[error("this is a bug in weir: {0}")]
     Internal(String),
 }
 
+/// Which way the checkpoint store failed ([`Error::Checkpoint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckpointFailure {
+    /// Another process holds the store: stop it first.
+    Locked,
+    /// The store or a stage's state in it does not read back as written.
+    Damaged,
+    /// The store was written in another checkpoint format (another Weir version).
+    Incompatible,
+    /// RocksDB failed to open, read or write (permissions, a full disk).
+    Store,
+}
+
 impl Error {
+    /// A checkpoint error of `kind`.
+    pub fn checkpoint(kind: CheckpointFailure, message: impl Into<String>) -> Self {
+        Error::Checkpoint {
+            kind,
+            message: message.into(),
+        }
+    }
+
     /// An I/O error on `path`.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, error: io::Error) -> Self {
         Error::Io {

@@ -26,7 +26,7 @@ mod time_format;
 
 pub use component::{Operator, Sink, Source};
 pub use duration::{parse_duration, parse_interval};
-pub use error::{ConfigError, Error, Result};
+pub use error::{CheckpointFailure, ConfigError, Error, Result};
 pub use event_time::{
     event_times, is_event_time_type, time_range, EventTimeColumn, EVENT_TIME_KEY,
 };

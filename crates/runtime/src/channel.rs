@@ -17,7 +17,10 @@ use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::SchemaRef;
 use serde::Deserialize;
-use weir_core::{ConfigError, Epoch, Error, OutputMode, Result, Sink, StageSnapshot, StateEntries};
+use weir_core::{
+    CheckpointFailure, ConfigError, Epoch, Error, OutputMode, Result, Sink, StageSnapshot,
+    StateEntries,
+};
 
 use crate::registry::SinkSpec;
 
@@ -163,10 +166,13 @@ impl ChannelSink {
 
     fn decode(&self, epoch: Epoch, bytes: &[u8]) -> Result<Vec<RecordBatch>> {
         let damaged = |e: arrow_schema::ArrowError| {
-            Error::Checkpoint(format!(
-                "sinks.{}: the pending output of epoch {epoch} in the checkpoint is damaged: {e}",
-                self.name
-            ))
+            Error::checkpoint(
+                CheckpointFailure::Damaged,
+                format!(
+                    "sinks.{}: the pending output of epoch {epoch} in the checkpoint is damaged: {e}",
+                    self.name
+                ),
+            )
         };
         StreamReader::try_new(bytes, None)
             .map_err(damaged)?

@@ -146,7 +146,8 @@ pub use weir_checkpoint::{
     PhaseDurations, StageLoad, StageProgress, StageSummary, StoreError, Surveyed, Trigger,
 };
 pub use weir_core::{
-    failure_point, Barrier, BarrierKind, ConfigError, Epoch, Error, Operator, OutputMode, Result,
-    Sink, Source, StageSnapshot, StateDelta, StateEntries, StreamMessage, FAILURE_POINTS,
+    failure_point, Barrier, BarrierKind, CheckpointFailure, ConfigError, Epoch, Error, Operator,
+    OutputMode, Result, Sink, Source, StageSnapshot, StateDelta, StateEntries, StreamMessage,
+    FAILURE_POINTS,
 };
 pub use weir_sink::{format_table, Table};

@@ -9,7 +9,9 @@ use weir_checkpoint::{
     CheckpointStore, Commit, Coordinator, EpochProgress, RequestStop, RunResult, SourceControl,
     StoreError, Wire,
 };
-use weir_core::{Epoch, Error, Operator, OutputMode, Result, Sink, Source, EVENT_TIME_KEY};
+use weir_core::{
+    CheckpointFailure, Epoch, Error, Operator, OutputMode, Result, Sink, Source, EVENT_TIME_KEY,
+};
 
 use crate::actors::{
     Edge, EventTimeTracker, OperatorActor, SinkActor, SourceActor, StageMetrics, MAILBOX_CAPACITY,
@@ -549,7 +551,7 @@ impl PipelineSpec {
         if refused.is_empty() {
             return Ok(());
         }
-        Err(Error::Config(format!(
+        Err(Error::DifferentPipeline(format!(
             "checkpoint.path: the checkpoint in {} was written by a different pipeline: {}. Sinks and the trigger may change; sources and operators may not. Use a new checkpoint.path to start over",
             store.path().display(),
             refused.join("; ")
@@ -711,7 +713,13 @@ impl PipelineSpec {
 }
 
 fn store_error(e: StoreError) -> Error {
-    Error::Checkpoint(e.to_string())
+    let kind = match &e {
+        StoreError::Locked { .. } => CheckpointFailure::Locked,
+        StoreError::Damaged { .. } => CheckpointFailure::Damaged,
+        StoreError::Incompatible { .. } => CheckpointFailure::Incompatible,
+        _ => CheckpointFailure::Store,
+    };
+    Error::checkpoint(kind, e.to_string())
 }
 
 /// The event-time tracker of a stage that computes a watermark, resumed where the
