@@ -112,7 +112,7 @@ impl PipelineSpec {
             let detail = s.spec.describe() + &watermark_text(s.watermark.as_ref());
             nodes.push(node("source", &s.name, &s.type_name, detail));
         }
-        for op in &self.operators {
+        for op in self.operator_order.iter().map(|&i| &self.operators[i]) {
             let detail = op.spec.describe() + &watermark_text(op.watermark.as_ref());
             let op_node = node("operator", &op.name, &op.type_name, detail);
             edges.extend(op.inputs.iter().map(|&up| self.edge(up, &op_node.id)));

@@ -321,7 +321,7 @@ impl PipelineSpec {
         let mut operator_addrs: Vec<Option<Addr<OperatorActor>>> = vec![None; self.operators.len()];
         let mut built: Vec<Option<Box<dyn weir_core::Operator>>> =
             operators.into_iter().map(Some).collect();
-        for index in self.operator_order().into_iter().rev() {
+        for &index in self.operator_order.iter().rev() {
             let node = &self.operators[index];
             let outputs =
                 self.consumers(Upstream::Operator(index), &operator_addrs, &sink_addrs)?;
@@ -685,30 +685,6 @@ impl PipelineSpec {
             .map_or(OutputMode::Append, |(j, _)| {
                 self.mode_below(Upstream::Operator(j))
             })
-    }
-
-    /// Operator indices in an order where each comes after the operators it reads. Validation
-    /// refused cycles, so every operator is placed.
-    pub(crate) fn operator_order(&self) -> Vec<usize> {
-        let mut order = Vec::new();
-        let mut placed = vec![false; self.operators.len()];
-        while order.len() < self.operators.len() {
-            let before = order.len();
-            for (i, node) in self.operators.iter().enumerate() {
-                let ready = node.inputs.iter().all(|up| match up {
-                    Upstream::Operator(j) => placed[*j],
-                    Upstream::Source(_) | Upstream::BadRecords(_) => true,
-                });
-                if !placed[i] && ready {
-                    placed[i] = true;
-                    order.push(i);
-                }
-            }
-            if order.len() == before {
-                break;
-            }
-        }
-        order
     }
 }
 

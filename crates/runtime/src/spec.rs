@@ -219,8 +219,10 @@ pub struct PipelineSpec {
     /// The metrics and dashboard server.
     pub http: HttpSettings,
     pub(crate) sources: Vec<SourceNode>,
-    /// In an order where every operator comes after its inputs.
+    /// In the file's order, so that `Upstream::Operator(i)` indexes them.
     pub(crate) operators: Vec<OperatorNode>,
+    /// Indices into `operators` in an order where each comes after the operators it reads.
+    pub(crate) operator_order: Vec<usize>,
     pub(crate) sinks: Vec<SinkNode>,
 }
 
@@ -425,7 +427,7 @@ impl<'a> Validator<'a> {
 
         let source_nodes = self.sources(&sources);
         let graph = Graph::new(&sources, &operators);
-        let operator_nodes = self.operators(&operators, &source_nodes, &graph);
+        let (operator_nodes, operator_order) = self.operators(&operators, &source_nodes, &graph);
         let mut sink_nodes = self.sinks(&sinks, &source_nodes, &operator_nodes, &graph);
         self.bad_record_sinks(&source_nodes, &mut sink_nodes);
         self.unused(&sources, &operators, &sinks);
@@ -443,6 +445,7 @@ impl<'a> Validator<'a> {
             http,
             sources: source_nodes.into_iter().flatten().collect(),
             operators,
+            operator_order,
             sinks: sink_nodes,
         })
     }
@@ -830,7 +833,7 @@ impl<'a> Validator<'a> {
         operators: &[(String, RawComponent)],
         sources: &[Option<SourceNode>],
         graph: &Graph,
-    ) -> Vec<Option<OperatorNode>> {
+    ) -> (Vec<Option<OperatorNode>>, Vec<usize>) {
         let order = match graph.topological_order() {
             Ok(order) => order,
             Err(cycle) => {
@@ -838,12 +841,12 @@ impl<'a> Validator<'a> {
                     format!("operators.{}.input", cycle[0]),
                     format!("the operators form a cycle: {}", cycle.join(" -> ")),
                 );
-                return Vec::new();
+                return (Vec::new(), Vec::new());
             }
         };
         // Built in dependency order, stored by index so that Upstream::Operator(i) stays valid.
         let mut nodes: Vec<Option<OperatorNode>> = (0..operators.len()).map(|_| None).collect();
-        for index in order {
+        for &index in &order {
             let (name, c) = &operators[index];
             let Some(type_name) = &c.type_name else {
                 continue;
@@ -910,7 +913,7 @@ impl<'a> Validator<'a> {
                 Err(errors) => self.nested(&c.key, errors),
             }
         }
-        nodes
+        (nodes, order)
     }
 
     fn sinks(
