@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use axum::http::{header, HeaderMap, StatusCode};
@@ -32,7 +31,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 pub(crate) struct HttpServer {
     address: SocketAddr,
     shutdown: Option<watch::Sender<bool>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl HttpServer {
@@ -52,7 +50,9 @@ impl HttpServer {
             .enable_all()
             .build()
             .map_err(|e| Error::Internal(format!("cannot start the HTTP server's runtime: {e}")))?;
-        let thread = std::thread::Builder::new()
+        // Detached: a client holding a connection open must not hold the caller; the thread
+        // ends SHUTDOWN_GRACE after `stop` at the latest.
+        std::thread::Builder::new()
             .name("weir-http".into())
             .spawn(move || {
                 runtime.block_on(async move {
@@ -85,7 +85,6 @@ impl HttpServer {
         Ok(HttpServer {
             address,
             shutdown: Some(shutdown),
-            thread: Some(thread),
         })
     }
 
@@ -100,8 +99,6 @@ impl HttpServer {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(true);
         }
-        // Detached: a client holding a connection open must not hold the caller.
-        self.thread.take();
     }
 }
 

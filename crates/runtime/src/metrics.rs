@@ -99,11 +99,22 @@ struct Live {
     totals: BTreeMap<String, StageTotals>,
     /// Counter readings over the last [`RATIO_WINDOW`], oldest first.
     window: VecDeque<(Instant, Vec<Reading>)>,
+    /// The last of them holds the current rates.
     samples: VecDeque<Sample>,
-    rates: Vec<StageRates>,
     bottleneck: Option<Bottleneck>,
     /// The idle seconds last reported per stage: the counter never goes back.
     idle_reported: Vec<f64>,
+}
+
+impl Live {
+    /// Stage `i`'s rates in the last sample; zero before the first.
+    fn rate(&self, i: usize) -> StageRates {
+        self.samples
+            .back()
+            .and_then(|s| s.stages.get(i))
+            .copied()
+            .unwrap_or_default()
+    }
 }
 
 /// Histograms of the epochs' phases, for `/metrics`.
@@ -117,7 +128,6 @@ struct Histograms {
 /// The metrics of one running pipeline: per stage and per pipeline, as Prometheus text
 /// ([`PipelineMetrics::prometheus`]) and as the JSON the dashboard reads.
 pub struct PipelineMetrics {
-    pipeline: String,
     graph: GraphView,
     checkpoint_path: Option<PathBuf>,
     started: Instant,
@@ -129,7 +139,7 @@ pub struct PipelineMetrics {
 impl fmt::Debug for PipelineMetrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PipelineMetrics")
-            .field("pipeline", &self.pipeline)
+            .field("pipeline", &self.graph.pipeline)
             .field("stages", &self.stage_names())
             .finish_non_exhaustive()
     }
@@ -164,7 +174,6 @@ impl PipelineMetrics {
             .collect();
         let stage_count = entries.len();
         PipelineMetrics {
-            pipeline: graph.pipeline.clone(),
             graph,
             checkpoint_path,
             started: Instant::now(),
@@ -178,7 +187,6 @@ impl PipelineMetrics {
                 checkpoint_bytes: Histogram::new(exponential_buckets(1024.0, 4.0, 11)),
             },
             live: Mutex::new(Live {
-                rates: vec![StageRates::default(); stage_count],
                 idle_reported: vec![0.0; stage_count],
                 ..Live::default()
             }),
@@ -187,7 +195,7 @@ impl PipelineMetrics {
 
     /// The pipeline's name.
     pub fn pipeline(&self) -> &str {
-        &self.pipeline
+        &self.graph.pipeline
     }
 
     /// Every stage's name (`sources.sales`), sources first, then operators, then sinks.
@@ -295,9 +303,8 @@ impl PipelineMetrics {
         }
         live.samples.push_back(Sample {
             time_ms: unix_ms(),
-            stages: rates.clone(),
+            stages: rates,
         });
-        live.rates = rates;
     }
 
     /// The stage that holds the pipeline back now, if one does.
@@ -310,8 +317,8 @@ impl PipelineMetrics {
         let live = self.live();
         self.stages
             .iter()
-            .zip(&live.rates)
-            .map(|(s, r)| (s.name.clone(), *r))
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), live.rate(i)))
             .collect()
     }
 
@@ -340,7 +347,7 @@ impl PipelineMetrics {
             self.stages
                 .iter()
                 .position(|s| s.name == id)
-                .and_then(|i| live.rates.get(i))
+                .map(|i| live.rate(i))
         };
         let nodes: Vec<Value> = self
             .graph
@@ -357,7 +364,7 @@ impl PipelineMetrics {
                     map.insert("state_keys".into(), totals.state_keys.into());
                     map.insert("state_bytes".into(), totals.state_bytes.into());
                     map.insert("malformed_rows".into(), totals.malformed_rows.into());
-                    let rates = rate_of(&node.id).copied().unwrap_or_default();
+                    let rates = rate_of(&node.id).unwrap_or_default();
                     map.insert("rates".into(), json!(rates));
                 }
                 value
@@ -382,7 +389,7 @@ impl PipelineMetrics {
             })
             .collect();
         json!({
-            "pipeline": self.pipeline,
+            "pipeline": self.graph.pipeline,
             "trigger": self.graph.trigger,
             "uptime_seconds": self.started.elapsed().as_secs_f64(),
             "last_committed_epoch": live.last_epoch,
@@ -620,7 +627,7 @@ impl Collector for Exposition {
             |i, _| ConstCounter::new(idle.get(i).copied().unwrap_or(0.0)),
         )?;
 
-        let rate = |i: usize| live.rates.get(i).copied().unwrap_or_default();
+        let rate = |i: usize| live.rate(i);
         m.per_stage(
             e,
             "weir_stage_busy_ratio",
@@ -758,7 +765,7 @@ impl PipelineMetrics {
         };
         let mut family = encoder.encode_descriptor(name, help, None, kind)?;
         for (stage, metric) in self.stages.iter().zip(&metrics) {
-            metric.encode(family.encode_family(&stage_labels(&self.pipeline, stage))?)?;
+            metric.encode(family.encode_family(&stage_labels(&self.graph.pipeline, stage))?)?;
         }
         Ok(())
     }
@@ -772,7 +779,7 @@ impl PipelineMetrics {
         metric: &dyn EncodeMetric,
     ) -> Result<(), fmt::Error> {
         let mut family = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
-        metric.encode(family.encode_family(&[("pipeline", self.pipeline.as_str())])?)
+        metric.encode(family.encode_family(&[("pipeline", self.graph.pipeline.as_str())])?)
     }
 }
 
