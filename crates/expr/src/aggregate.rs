@@ -11,6 +11,8 @@ use crate::{ExprError, Expression};
 pub enum AggregateFunction {
     /// `sum(x)`
     Sum,
+    /// `try_sum(x)`: as `sum`, but NULL for a group whose sum overflows
+    TrySum,
     /// `count(*)`, `count(1)` or `count(x)` (rows where `x` is not null)
     Count,
     /// `min(x)`
@@ -21,7 +23,7 @@ pub enum AggregateFunction {
     Avg,
 }
 
-const EXPECTED: &str = "sum(x), count(*), count(x), min(x), max(x), avg(x), where x is an expression, optionally followed by `AS name`";
+const EXPECTED: &str = "sum(x), try_sum(x), count(*), count(x), min(x), max(x), avg(x), where x is an expression, optionally followed by `AS name`";
 
 /// A planned aggregate: the function, its argument planned against the input schema, and the
 /// output column's name.
@@ -51,6 +53,7 @@ impl AggregateCall {
         let written = call.name.to_string();
         let function = match written.to_lowercase().as_str() {
             "sum" => AggregateFunction::Sum,
+            "try_sum" => AggregateFunction::TrySum,
             "count" => AggregateFunction::Count,
             "min" => AggregateFunction::Min,
             "max" => AggregateFunction::Max,

@@ -1,14 +1,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::accumulator::{
+    one_nan, AccumulateError, Accumulator, Average, Count, DecimalAverage, ExactSum, Extreme,
+    FloatAverage, FloatExtreme, FloatSum, OnOverflow,
+};
 use crate::expr::{AggregateCall, AggregateFunction, Expression};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Decimal128Type, Float64Type, Int32Type, Int64Type};
-use arrow_array::{
-    new_null_array, Array, ArrayRef, Decimal128Array, Float64Array, Int64Array, RecordBatch,
-    RecordBatchOptions,
-};
-use arrow_row::{OwnedRow, RowConverter, Rows, SortField};
+use arrow_array::types::{Float32Type, Float64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_row::{RowConverter, Rows, SortField};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
 use serde::Deserialize;
 use weir_core::{
@@ -32,6 +33,7 @@ pub struct AggregateConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Function {
     Sum,
+    TrySum,
     Count,
     Min,
     Max,
@@ -42,6 +44,7 @@ impl From<AggregateFunction> for Function {
     fn from(function: AggregateFunction) -> Self {
         match function {
             AggregateFunction::Sum => Function::Sum,
+            AggregateFunction::TrySum => Function::TrySum,
             AggregateFunction::Count => Function::Count,
             AggregateFunction::Min => Function::Min,
             AggregateFunction::Max => Function::Max,
@@ -55,6 +58,8 @@ struct AggregateSpec {
     function: Function,
     /// Column index in the batch the accumulators read; `None` for `count(*)`.
     column: Option<usize>,
+    /// The type the accumulator reads (after widening); `None` for `count(*)`.
+    input: Option<DataType>,
     output: Field,
 }
 
@@ -181,6 +186,7 @@ fn spec_for(call: AggregateCall, inputs: &mut Vec<Input>) -> Result<AggregateSpe
         return Ok(AggregateSpec {
             function,
             column: None,
+            input: None,
             output: Field::new(call.name, DataType::Int64, false),
         });
     };
@@ -202,19 +208,20 @@ fn spec_for(call: AggregateCall, inputs: &mut Vec<Input>) -> Result<AggregateSpe
     );
     let function_name = match function {
         Function::Sum => "sum",
+        Function::TrySum => "try_sum",
         Function::Avg => "avg",
         _ => "",
     };
     let out_type = match function {
         Function::Count => DataType::Int64,
         Function::Min | Function::Max => data_type.clone(),
-        Function::Sum | Function::Avg if !numeric => {
+        Function::Sum | Function::TrySum | Function::Avg if !numeric => {
             return Err(format!(
                 "{function_name}({written}) needs a numeric column, but \"{written}\" is {}",
                 ddl_type_name(&data_type)
             ))
         }
-        Function::Sum => match data_type {
+        Function::Sum | Function::TrySum => match data_type {
             DataType::Float64 => DataType::Float64,
             DataType::Decimal128(p, s) => DataType::Decimal128((p + 10).min(38), s),
             _ => DataType::Int64,
@@ -240,6 +247,7 @@ fn spec_for(call: AggregateCall, inputs: &mut Vec<Input>) -> Result<AggregateSpe
     Ok(AggregateSpec {
         function,
         column: Some(column),
+        input: Some(data_type),
         output: Field::new(call.name, out_type, function != Function::Count),
     })
 }
@@ -270,7 +278,7 @@ impl AggregateSettings {
         let states = self
             .specs
             .iter()
-            .map(State::new)
+            .map(accumulator_for)
             .collect::<Result<Vec<_>>>()?;
         Ok(Aggregate {
             settings: self.clone(),
@@ -302,7 +310,8 @@ pub struct Aggregate {
     /// in front of `groups`, filled as values are met; nulls have `null_group`.
     by_string: HashMap<Box<[u8]>, u32, ahash::RandomState>,
     null_group: Option<u32>,
-    states: Vec<State>,
+    /// One per aggregate, in the output's order.
+    states: Vec<Box<dyn Accumulator>>,
     /// Groups that changed in the current epoch, for `update` mode.
     changed: Vec<u32>,
     is_changed: Vec<bool>,
@@ -310,485 +319,53 @@ pub struct Aggregate {
     group_ids: Vec<u32>,
 }
 
-/// One aggregate's accumulators, indexed by group id.
-enum State {
-    SumInt {
-        column: usize,
-        sums: Vec<i64>,
-        seen: Vec<bool>,
-    },
-    SumFloat {
-        column: usize,
-        sums: Vec<f64>,
-        seen: Vec<bool>,
-    },
-    SumDecimal {
-        column: usize,
-        sums: Vec<i128>,
-        seen: Vec<bool>,
-        out: DataType,
-    },
-    Count {
-        column: Option<usize>,
-        counts: Vec<i64>,
-    },
-    AvgFloat {
-        column: usize,
-        sums: Vec<f64>,
-        counts: Vec<i64>,
-    },
-    AvgDecimal {
-        column: usize,
-        sums: Vec<i128>,
-        counts: Vec<i64>,
-        out: DataType,
-    },
-    Extreme {
-        column: usize,
-        min: bool,
-        converter: RowConverter,
-        best: Vec<Option<OwnedRow>>,
-        out: DataType,
-    },
+/// A key column as grouping compares it: as Spark normalizes floating-point keys, -0.0 is 0.0
+/// and every NaN is one NaN, so that each is one group.
+fn grouping_value(column: &ArrayRef) -> ArrayRef {
+    let zero_or_nan = |v: f64| if v == 0.0 { 0.0 } else { one_nan(v) };
+    if let Some(doubles) = column.as_primitive_opt::<Float64Type>() {
+        return Arc::new(doubles.unary::<_, Float64Type>(zero_or_nan));
+    }
+    if let Some(floats) = column.as_primitive_opt::<Float32Type>() {
+        return Arc::new(floats.unary::<_, Float32Type>(|v| zero_or_nan(f64::from(v)) as f32));
+    }
+    column.clone()
 }
 
-impl State {
-    fn new(spec: &AggregateSpec) -> Result<State> {
-        let out = spec.output.data_type().clone();
-        let column = spec.column;
-        let col = || column.ok_or_else(|| Error::Internal("aggregate without a column".into()));
-        Ok(match spec.function {
-            Function::Count => State::Count {
-                column,
-                counts: Vec::new(),
-            },
-            Function::Sum => match out {
-                DataType::Float64 => State::SumFloat {
-                    column: col()?,
-                    sums: Vec::new(),
-                    seen: Vec::new(),
-                },
-                DataType::Decimal128(..) => State::SumDecimal {
-                    column: col()?,
-                    sums: Vec::new(),
-                    seen: Vec::new(),
-                    out,
-                },
-                _ => State::SumInt {
-                    column: col()?,
-                    sums: Vec::new(),
-                    seen: Vec::new(),
-                },
-            },
-            Function::Avg => match out {
-                DataType::Decimal128(..) => State::AvgDecimal {
-                    column: col()?,
-                    sums: Vec::new(),
-                    counts: Vec::new(),
-                    out,
-                },
-                _ => State::AvgFloat {
-                    column: col()?,
-                    sums: Vec::new(),
-                    counts: Vec::new(),
-                },
-            },
-            Function::Min | Function::Max => State::Extreme {
-                column: col()?,
-                min: spec.function == Function::Min,
-                converter: RowConverter::new(vec![SortField::new(out.clone())]).map_err(|e| {
-                    Error::Internal(format!("min/max column cannot be row-encoded: {e}"))
-                })?,
-                best: Vec::new(),
-                out,
-            },
-        })
-    }
-
-    fn grow(&mut self, groups: usize) {
-        match self {
-            State::SumInt { sums, seen, .. } => {
-                sums.resize(groups, 0);
-                seen.resize(groups, false);
-            }
-            State::SumFloat { sums, seen, .. } => {
-                sums.resize(groups, 0.0);
-                seen.resize(groups, false);
-            }
-            State::SumDecimal { sums, seen, .. } => {
-                sums.resize(groups, 0);
-                seen.resize(groups, false);
-            }
-            State::Count { counts, .. } => counts.resize(groups, 0),
-            State::AvgFloat { sums, counts, .. } => {
-                sums.resize(groups, 0.0);
-                counts.resize(groups, 0);
-            }
-            State::AvgDecimal { sums, counts, .. } => {
-                sums.resize(groups, 0);
-                counts.resize(groups, 0);
-            }
-            State::Extreme { best, .. } => best.resize(groups, None),
+/// The accumulator of one aggregate.
+fn accumulator_for(spec: &AggregateSpec) -> Result<Box<dyn Accumulator>> {
+    let out = spec.output.data_type().clone();
+    let column = || {
+        spec.column
+            .ok_or_else(|| Error::Internal("aggregate without a column".into()))
+    };
+    let on_overflow = match spec.function {
+        Function::TrySum => OnOverflow::Null,
+        _ => OnOverflow::Fail,
+    };
+    Ok(match (spec.function, &out) {
+        (Function::Count, _) => Box::new(Count::new(spec.column)),
+        (Function::Sum | Function::TrySum, DataType::Float64) => Box::new(FloatSum::new(column()?)),
+        (Function::Sum | Function::TrySum, DataType::Decimal128(..)) => {
+            Box::new(ExactSum::<i128>::new(column()?, out, on_overflow))
         }
-    }
-
-    fn fold(&mut self, batch: &RecordBatch, gids: &[u32]) -> Result<(), ArrowError> {
-        match self {
-            State::SumInt { column, sums, seen } => {
-                // Spark's default (non-ANSI) sum wraps on overflow rather than failing the query.
-                let array = batch.column(*column);
-                for_each_i64(array, gids, |g, v| {
-                    sums[g] = sums[g].wrapping_add(v);
-                    seen[g] = true;
-                })?;
-            }
-            State::SumFloat { column, sums, seen } => {
-                let array = batch.column(*column).as_primitive::<Float64Type>();
-                for_each_valid(array, gids, |g, i| {
-                    sums[g] += array.value(i);
-                    seen[g] = true;
-                });
-            }
-            State::SumDecimal {
-                column, sums, seen, ..
-            } => {
-                let array = batch.column(*column).as_primitive::<Decimal128Type>();
-                for_each_valid(array, gids, |g, i| {
-                    sums[g] = sums[g].wrapping_add(array.value(i));
-                    seen[g] = true;
-                });
-            }
-            State::Count {
-                column: None,
-                counts,
-            } => {
-                for &g in gids {
-                    counts[g as usize] += 1;
-                }
-            }
-            State::Count {
-                column: Some(column),
-                counts,
-            } => {
-                let array = batch.column(*column);
-                for_each_valid(array.as_ref(), gids, |g, _| counts[g] += 1);
-            }
-            State::AvgFloat {
-                column,
-                sums,
-                counts,
-            } => {
-                let array = batch.column(*column);
-                if let Some(floats) = array.as_primitive_opt::<Float64Type>() {
-                    for_each_valid(floats, gids, |g, i| {
-                        sums[g] += floats.value(i);
-                        counts[g] += 1;
-                    });
-                } else {
-                    for_each_i64(array, gids, |g, v| {
-                        sums[g] += v as f64;
-                        counts[g] += 1;
-                    })?;
-                }
-            }
-            State::AvgDecimal {
-                column,
-                sums,
-                counts,
-                ..
-            } => {
-                let array = batch.column(*column).as_primitive::<Decimal128Type>();
-                for_each_valid(array, gids, |g, i| {
-                    sums[g] = sums[g].wrapping_add(array.value(i));
-                    counts[g] += 1;
-                });
-            }
-            State::Extreme {
-                column,
-                min,
-                converter,
-                best,
-                ..
-            } => {
-                let array = batch.column(*column);
-                let rows = converter.convert_columns(std::slice::from_ref(array))?;
-                for (i, &g) in gids.iter().enumerate() {
-                    if array.is_null(i) {
-                        continue;
-                    }
-                    let row = rows.row(i);
-                    let better = match &best[g as usize] {
-                        None => true,
-                        Some(current) if *min => row < current.row(),
-                        Some(current) => row > current.row(),
-                    };
-                    if better {
-                        best[g as usize] = Some(row.owned());
-                    }
-                }
-            }
+        (Function::Sum | Function::TrySum, _) => {
+            Box::new(ExactSum::<i64>::new(column()?, out, on_overflow))
         }
-        Ok(())
-    }
-
-    /// Folds group `h` of `other` (the same aggregate's accumulators) into group `g`: how
-    /// two session windows that a row bridges become one.
-    // Windows need expressions; without them nothing merges.
-    #[cfg_attr(not(feature = "expressions"), allow(dead_code))]
-    fn merge(&mut self, g: usize, other: &State, h: usize) {
-        match (self, other) {
-            (
-                State::SumInt { sums, seen, .. },
-                State::SumInt {
-                    sums: o, seen: os, ..
-                },
-            ) if os[h] => {
-                sums[g] = sums[g].wrapping_add(o[h]);
-                seen[g] = true;
-            }
-            (
-                State::SumFloat { sums, seen, .. },
-                State::SumFloat {
-                    sums: o, seen: os, ..
-                },
-            ) if os[h] => {
-                sums[g] += o[h];
-                seen[g] = true;
-            }
-            (
-                State::SumDecimal { sums, seen, .. },
-                State::SumDecimal {
-                    sums: o, seen: os, ..
-                },
-            ) if os[h] => {
-                sums[g] = sums[g].wrapping_add(o[h]);
-                seen[g] = true;
-            }
-            (State::Count { counts, .. }, State::Count { counts: o, .. }) => counts[g] += o[h],
-            (
-                State::AvgFloat { sums, counts, .. },
-                State::AvgFloat {
-                    sums: os,
-                    counts: oc,
-                    ..
-                },
-            ) => {
-                sums[g] += os[h];
-                counts[g] += oc[h];
-            }
-            (
-                State::AvgDecimal { sums, counts, .. },
-                State::AvgDecimal {
-                    sums: os,
-                    counts: oc,
-                    ..
-                },
-            ) => {
-                sums[g] = sums[g].wrapping_add(os[h]);
-                counts[g] += oc[h];
-            }
-            (State::Extreme { min, best, .. }, State::Extreme { best: o, .. }) => {
-                if let Some(theirs) = &o[h] {
-                    let better = match &best[g] {
-                        None => true,
-                        Some(current) if *min => theirs.row() < current.row(),
-                        Some(current) => theirs.row() > current.row(),
-                    };
-                    if better {
-                        best[g] = Some(theirs.clone());
-                    }
-                }
-            }
-            // A sum the other group never saw; or (both sides come from the same settings)
-            // nothing else.
-            _ => {}
+        (Function::Avg, DataType::Decimal128(..)) => {
+            let input = spec.input.clone().unwrap_or_else(|| out.clone());
+            Box::new(Average::new(column()?, DecimalAverage::new(&input, out)))
         }
-    }
-
-    /// Appends group `g`'s accumulators to `out`, for a checkpoint.
-    fn encode(&self, g: usize, out: &mut Vec<u8>) {
-        match self {
-            State::SumInt { sums, seen, .. } => {
-                out.push(u8::from(seen[g]));
-                out.extend_from_slice(&sums[g].to_le_bytes());
-            }
-            State::SumFloat { sums, seen, .. } => {
-                out.push(u8::from(seen[g]));
-                out.extend_from_slice(&sums[g].to_le_bytes());
-            }
-            State::SumDecimal { sums, seen, .. } => {
-                out.push(u8::from(seen[g]));
-                out.extend_from_slice(&sums[g].to_le_bytes());
-            }
-            State::Count { counts, .. } => out.extend_from_slice(&counts[g].to_le_bytes()),
-            State::AvgFloat { sums, counts, .. } => {
-                out.extend_from_slice(&sums[g].to_le_bytes());
-                out.extend_from_slice(&counts[g].to_le_bytes());
-            }
-            State::AvgDecimal { sums, counts, .. } => {
-                out.extend_from_slice(&sums[g].to_le_bytes());
-                out.extend_from_slice(&counts[g].to_le_bytes());
-            }
-            State::Extreme { best, .. } => match &best[g] {
-                None => out.push(0),
-                Some(row) => {
-                    let bytes = row.row();
-                    let bytes = bytes.as_ref();
-                    out.push(1);
-                    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-                    out.extend_from_slice(bytes);
-                }
-            },
+        (Function::Avg, _) => Box::new(Average::new(column()?, FloatAverage)),
+        (Function::Min | Function::Max, DataType::Float64) => {
+            Box::new(FloatExtreme::new(column()?, spec.function == Function::Min))
         }
-    }
-
-    /// Reads group `g`'s accumulators from the front of `input`, as [`State::encode`] wrote them.
-    fn decode(&mut self, g: usize, input: &mut &[u8]) -> Option<()> {
-        match self {
-            State::SumInt { sums, seen, .. } => {
-                seen[g] = take(input, 1)?[0] == 1;
-                sums[g] = i64::from_le_bytes(take(input, 8)?.try_into().ok()?);
-            }
-            State::SumFloat { sums, seen, .. } => {
-                seen[g] = take(input, 1)?[0] == 1;
-                sums[g] = f64::from_le_bytes(take(input, 8)?.try_into().ok()?);
-            }
-            State::SumDecimal { sums, seen, .. } => {
-                seen[g] = take(input, 1)?[0] == 1;
-                sums[g] = i128::from_le_bytes(take(input, 16)?.try_into().ok()?);
-            }
-            State::Count { counts, .. } => {
-                counts[g] = i64::from_le_bytes(take(input, 8)?.try_into().ok()?)
-            }
-            State::AvgFloat { sums, counts, .. } => {
-                sums[g] = f64::from_le_bytes(take(input, 8)?.try_into().ok()?);
-                counts[g] = i64::from_le_bytes(take(input, 8)?.try_into().ok()?);
-            }
-            State::AvgDecimal { sums, counts, .. } => {
-                sums[g] = i128::from_le_bytes(take(input, 16)?.try_into().ok()?);
-                counts[g] = i64::from_le_bytes(take(input, 8)?.try_into().ok()?);
-            }
-            State::Extreme {
-                best, converter, ..
-            } => {
-                best[g] = match take(input, 1)?[0] {
-                    0 => None,
-                    _ => {
-                        let len = u32::from_le_bytes(take(input, 4)?.try_into().ok()?) as usize;
-                        Some(converter.parser().parse(take(input, len)?).owned())
-                    }
-                };
-            }
-        }
-        Some(())
-    }
-
-    fn output(&self, groups: &[u32]) -> Result<ArrayRef, ArrowError> {
-        let pick = |seen: &[bool], g: u32| seen[g as usize];
-        Ok(match self {
-            State::SumInt { sums, seen, .. } => Arc::new(Int64Array::from_iter(
-                groups
-                    .iter()
-                    .map(|&g| pick(seen, g).then(|| sums[g as usize])),
-            )),
-            State::SumFloat { sums, seen, .. } => Arc::new(Float64Array::from_iter(
-                groups
-                    .iter()
-                    .map(|&g| pick(seen, g).then(|| sums[g as usize])),
-            )),
-            State::SumDecimal {
-                sums, seen, out, ..
-            } => Arc::new(
-                Decimal128Array::from_iter(
-                    groups
-                        .iter()
-                        .map(|&g| pick(seen, g).then(|| sums[g as usize])),
-                )
-                .with_data_type(out.clone()),
-            ),
-            State::Count { counts, .. } => Arc::new(Int64Array::from_iter_values(
-                groups.iter().map(|&g| counts[g as usize]),
-            )),
-            State::AvgFloat { sums, counts, .. } => {
-                Arc::new(Float64Array::from_iter(groups.iter().map(|&g| {
-                    let (sum, n) = (sums[g as usize], counts[g as usize]);
-                    (n > 0).then(|| sum / n as f64)
-                })))
-            }
-            State::AvgDecimal {
-                sums, counts, out, ..
-            } => {
-                // The sum has the input's scale; the average has four more digits, as in Spark.
-                Arc::new(
-                    Decimal128Array::from_iter(groups.iter().map(|&g| {
-                        let (sum, n) = (sums[g as usize], counts[g as usize] as i128);
-                        (n > 0).then(|| sum.saturating_mul(10_000) / n)
-                    }))
-                    .with_data_type(out.clone()),
-                )
-            }
-            State::Extreme {
-                converter,
-                best,
-                out,
-                ..
-            } => {
-                if groups.is_empty() {
-                    return Ok(new_null_array(out, 0));
-                }
-                let null_row = converter.convert_columns(&[new_null_array(out, 1)])?;
-                let rows = groups.iter().map(|&g| match &best[g as usize] {
-                    Some(row) => row.row(),
-                    None => null_row.row(0),
-                });
-                let mut arrays = converter.convert_rows(rows)?;
-                arrays
-                    .pop()
-                    .ok_or_else(|| ArrowError::ComputeError("min/max produced no column".into()))?
-            }
-        })
-    }
-}
-
-/// Splits `n` bytes off the front of `input`.
-fn take<'a>(input: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-    if input.len() < n {
-        return None;
-    }
-    let (head, tail) = input.split_at(n);
-    *input = tail;
-    Some(head)
-}
-
-/// Calls `f(group, value)` for every non-null value of an INT or BIGINT column.
-fn for_each_i64(
-    array: &ArrayRef,
-    gids: &[u32],
-    mut f: impl FnMut(usize, i64),
-) -> Result<(), ArrowError> {
-    if let Some(ints) = array.as_primitive_opt::<Int32Type>() {
-        for_each_valid(ints, gids, |g, i| f(g, ints.value(i) as i64));
-    } else if let Some(longs) = array.as_primitive_opt::<Int64Type>() {
-        for_each_valid(longs, gids, |g, i| f(g, longs.value(i)));
-    } else {
-        return Err(ArrowError::InvalidArgumentError(format!(
-            "expected an integer column, found {}",
-            array.data_type()
-        )));
-    }
-    Ok(())
-}
-
-/// Calls `f(group, row)` for every row whose value is not null.
-fn for_each_valid(array: &dyn Array, gids: &[u32], mut f: impl FnMut(usize, usize)) {
-    match array.logical_nulls() {
-        None => gids.iter().enumerate().for_each(|(i, &g)| f(g as usize, i)),
-        Some(nulls) => gids
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| nulls.is_valid(*i))
-            .for_each(|(i, &g)| f(g as usize, i)),
-    }
+        (Function::Min | Function::Max, _) => Box::new(
+            Extreme::new(column()?, spec.function == Function::Min, out).map_err(|e| {
+                Error::Internal(format!("min/max column cannot be row-encoded: {e}"))
+            })?,
+        ),
+    })
 }
 
 impl Aggregate {
@@ -825,7 +402,7 @@ impl Aggregate {
     /// Folds every group of `other`, an aggregate built from the same settings, into this
     /// one's group of the same key.
     #[cfg_attr(not(feature = "expressions"), allow(dead_code))]
-    pub(crate) fn merge(&mut self, other: &Aggregate) {
+    pub(crate) fn merge(&mut self, other: &Aggregate) -> Result<()> {
         // Rows carry their converter's identity; re-read the other's keys with this one's.
         let parser = self.converter.parser();
         for h in 0..other.groups.len() {
@@ -839,14 +416,17 @@ impl Aggregate {
                 }
                 false => self.group_of(parser.parse(other.keys.row(h).data())),
             };
-            for (mine, theirs) in self.states.iter_mut().zip(&other.states) {
-                mine.merge(g as usize, theirs, h);
+            for (i, (mine, theirs)) in self.states.iter_mut().zip(&other.states).enumerate() {
+                if let Err(e) = mine.merge(g as usize, theirs.as_ref(), h) {
+                    return Err(self.accumulate_error(i, e));
+                }
             }
             if !self.is_changed[g as usize] {
                 self.is_changed[g as usize] = true;
                 self.changed.push(g);
             }
         }
+        Ok(())
     }
 
     /// Every group's key and accumulators, as a checkpoint stores them.
@@ -870,7 +450,6 @@ impl Aggregate {
     pub fn result(&self) -> Result<RecordBatch> {
         let all: Vec<u32> = (0..self.groups.len() as u32).collect();
         self.output(&all)
-            .map_err(|e| Error::arrow("aggregate output", e))
     }
 
     fn assign_groups(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
@@ -878,7 +457,7 @@ impl Aggregate {
             .settings
             .keys
             .iter()
-            .map(|&i| batch.column(i).clone())
+            .map(|&i| grouping_value(batch.column(i)))
             .collect();
         self.group_ids.clear();
         if key_columns.is_empty() {
@@ -962,17 +541,76 @@ impl Aggregate {
         }
     }
 
-    fn output(&self, groups: &[u32]) -> Result<RecordBatch, ArrowError> {
+    fn output(&self, groups: &[u32]) -> Result<RecordBatch> {
+        let context = |e| Error::arrow("aggregate output", e);
         let mut columns = if self.settings.keys.is_empty() {
             Vec::new()
         } else {
             self.converter
-                .convert_rows(groups.iter().map(|&g| self.keys.row(g as usize)))?
+                .convert_rows(groups.iter().map(|&g| self.keys.row(g as usize)))
+                .map_err(context)?
         };
-        for state in &self.states {
-            columns.push(state.output(groups)?);
+        for (i, state) in self.states.iter().enumerate() {
+            columns.push(
+                state
+                    .output(groups)
+                    .map_err(|e| self.accumulate_error(i, e))?,
+            );
         }
-        RecordBatch::try_new(self.settings.output.clone(), columns)
+        RecordBatch::try_new(self.settings.output.clone(), columns).map_err(context)
+    }
+
+    /// The error of aggregate `i`, with an overflow's group named by its key.
+    fn accumulate_error(&self, i: usize, error: AccumulateError) -> Error {
+        let name = self
+            .settings
+            .output
+            .field(self.settings.keys.len() + i)
+            .name();
+        match error {
+            AccumulateError::Arrow(e) => Error::arrow(format!("aggregate {name}"), e),
+            AccumulateError::Mismatch => {
+                Error::Internal(format!("aggregate {name}: accumulators of two kinds met"))
+            }
+            AccumulateError::Overflow { group, detail } => {
+                let tip = match name.strip_prefix("sum(") {
+                    Some(rest) => format!("; try_sum({rest} gives NULL instead"),
+                    None => String::new(),
+                };
+                Error::Input(format!(
+                    "aggregate {name}: {detail}, in the group {} (Spark 4 in ANSI mode fails here too{tip}, or cast the argument to DOUBLE or a wider DECIMAL)",
+                    self.describe_group(group)
+                ))
+            }
+        }
+    }
+
+    /// `Shop = "Shop_001"`, for messages; "of the whole stream" without group keys.
+    fn describe_group(&self, group: u32) -> String {
+        if self.settings.keys.is_empty() {
+            return "of the whole stream".into();
+        }
+        let Ok(columns) = self
+            .converter
+            .convert_rows(std::iter::once(self.keys.row(group as usize)))
+        else {
+            return format!("#{group}");
+        };
+        let fields = self.settings.output.fields();
+        columns
+            .iter()
+            .zip(fields.iter())
+            .map(|(column, field)| {
+                let value = match arrow_cast::display::array_value_to_string(column, 0) {
+                    _ if column.is_null(0) => "NULL".to_string(),
+                    Ok(text) if column.data_type() == &DataType::Utf8 => format!("{text:?}"),
+                    Ok(text) => text,
+                    Err(_) => "?".into(),
+                };
+                format!("{} = {value}", field.name())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -1002,14 +640,16 @@ impl Operator for Aggregate {
     }
 
     fn process(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
-        let context = |e| Error::arrow("aggregate", e);
         let batch = match &self.settings.projection {
             None => batch,
             Some((inputs, schema)) => project(inputs, schema, &batch)?,
         };
-        self.assign_groups(&batch).map_err(context)?;
-        for state in &mut self.states {
-            state.fold(&batch, &self.group_ids).map_err(context)?;
+        self.assign_groups(&batch)
+            .map_err(|e| Error::arrow("aggregate", e))?;
+        for i in 0..self.states.len() {
+            if let Err(e) = self.states[i].fold(&batch, &self.group_ids) {
+                return Err(self.accumulate_error(i, e));
+            }
         }
         for &g in &self.group_ids {
             if !self.is_changed[g as usize] {
@@ -1029,9 +669,7 @@ impl Operator for Aggregate {
             OutputMode::Update => self.changed.clone(),
             OutputMode::Complete | OutputMode::Append => (0..self.groups.len() as u32).collect(),
         };
-        self.output(&groups)
-            .map(Some)
-            .map_err(|e| Error::arrow("aggregate output", e))
+        self.output(&groups).map(Some)
     }
 
     /// The groups that changed in the epoch: key = the group key in arrow-row form, value =
@@ -1097,6 +735,7 @@ impl Operator for Aggregate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::types::{Int32Type, Int64Type};
     use arrow_array::{Int32Array, StringArray};
     use weir_core::parse_ddl;
 

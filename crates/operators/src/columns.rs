@@ -110,6 +110,7 @@ impl Expression {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AggregateFunction {
     Sum,
+    TrySum,
     Count,
     Min,
     Max,
@@ -127,7 +128,7 @@ impl AggregateCall {
     pub(crate) fn plan(text: &str, schema: &SchemaRef) -> Result<AggregateCall, ExprError> {
         let expected = || {
             error(format!(
-                "\"{text}\" is not an aggregate (expected one of sum(c), count(*), count(c), min(c), max(c), avg(c), optionally followed by `AS name`)"
+                "\"{text}\" is not an aggregate (expected one of sum(c), try_sum(c), count(*), count(c), min(c), max(c), avg(c), optionally followed by `AS name`)"
             ))
         };
         let (call, alias) = match split_alias(text) {
@@ -142,6 +143,7 @@ impl AggregateCall {
         let written = call[..open].trim().to_ascii_lowercase();
         let function = match written.as_str() {
             "sum" => AggregateFunction::Sum,
+            "try_sum" => AggregateFunction::TrySum,
             "count" => AggregateFunction::Count,
             "min" => AggregateFunction::Min,
             "max" => AggregateFunction::Max,

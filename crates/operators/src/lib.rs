@@ -26,6 +26,7 @@
 //! assert!(aggregate.emit(OutputMode::Complete).unwrap().is_none());
 //! ```
 
+mod accumulator;
 mod aggregate;
 #[cfg(not(feature = "expressions"))]
 mod columns;

@@ -143,7 +143,7 @@ impl SessionAggregate {
         let merged: Vec<Session> = list.drain(lo + 1..hi).collect();
         let session = &mut list[lo];
         for gone in merged {
-            session.aggregate.merge(&gone.aggregate);
+            session.aggregate.merge(&gone.aggregate)?;
             session.end = session.end.max(gone.end);
             redirect.insert(gone.id, session.id);
             self.touched.remove(&gone.id);
