@@ -16,7 +16,7 @@ use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde::Deserialize;
 use weir::{
-    ComponentConfig, ConfigError, PipelineSpec, Registry, Source, SourceSpec, StageSnapshot,
+    ComponentConfig, ConfigError, PipelineSpec, Quota, Registry, Source, SourceSpec, StageSnapshot,
     StateEntries,
 };
 
@@ -95,12 +95,10 @@ impl Source for Sequence {
         Ok(())
     }
 
-    fn admit(&mut self, limited: bool) -> usize {
-        let units = if limited {
-            self.config.max_files_per_trigger.min(self.backlog())
-        } else {
-            self.backlog()
-        };
+    fn admit(&mut self, quota: Quota) -> usize {
+        let units = quota
+            .allows(Some(self.config.max_files_per_trigger))
+            .min(self.backlog());
         self.admitted_to =
             (self.admitted_to + units as i64 * self.config.chunk).min(self.discovered_to);
         units

@@ -173,9 +173,18 @@ pub(crate) fn visible_files(dir: &Path) -> Vec<String> {
 
 /// The rows of every committed parquet file in `dir`, read with the parquet crate.
 pub(crate) fn parquet_rows(dir: &Path) -> Vec<Row> {
+    let rows = visible_files(dir)
+        .iter()
+        .flat_map(|name| parquet_file_rows(&dir.join(name)))
+        .collect();
+    sorted(rows)
+}
+
+/// The rows of one parquet file, in file order.
+pub(crate) fn parquet_file_rows(path: &Path) -> Vec<Row> {
     let mut rows = Vec::new();
-    for name in visible_files(dir) {
-        let file = fs::File::open(dir.join(&name)).unwrap();
+    {
+        let file = fs::File::open(path).unwrap();
         for batch in ParquetRecordBatchReaderBuilder::try_new(file)
             .unwrap()
             .build()
@@ -194,7 +203,7 @@ pub(crate) fn parquet_rows(dir: &Path) -> Vec<Row> {
             }
         }
     }
-    sorted(rows)
+    rows
 }
 
 /// The rows and column types of the parquet folder `dir` as pyarrow's dataset reader sees

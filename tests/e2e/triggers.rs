@@ -129,3 +129,41 @@ fn continuous_reads_files_as_they_arrive_and_sigint_commits_what_was_read() {
         ws.stderr()
     );
 }
+
+#[test]
+fn continuous_admits_at_most_max_files_per_trigger_new_files_per_epoch() {
+    let ws = Workspace::new();
+    // Four files wait at start; the limit is one file per epoch. Epochs of 1 s are far longer
+    // than a file takes to read and than the source's 100 ms poll, which used to admit the
+    // next file whenever the last one was read.
+    let input = ws.csv_files("in", 0, 4, 250, 12, 21);
+    let pipeline = notebook_pipeline("", 1).replace(r#"interval = "100ms""#, r#"interval = "1s""#);
+    ws.write("pipeline.toml", &pipeline);
+    let mut child = ws.spawn(&["run", "pipeline.toml"]);
+    let expected = sums(&input);
+    let done = wait_for(Duration::from_secs(20), || {
+        console_tables(&ws.stdout())
+            .values()
+            .last()
+            .is_some_and(|t| *t == expected)
+    });
+    assert!(done, "not every file was read: {}", ws.stderr());
+    let status = signal_and_wait(&mut child, "INT");
+    assert!(status.success(), "exit {status:?}: {}", ws.stderr());
+
+    // One parquet file per epoch, in epoch order: each starts at most one new input file (a
+    // file begun in one epoch may end in the next, as a barrier can fall inside it).
+    let mut started = std::collections::BTreeSet::new();
+    for name in visible_files(&ws.path("out")) {
+        let files: std::collections::BTreeSet<String> =
+            parquet_file_rows(&ws.path("out").join(&name))
+                .into_iter()
+                .map(|(file, _, _)| file)
+                .collect();
+        let new: Vec<&String> = files.iter().filter(|f| !started.contains(*f)).collect();
+        assert!(new.len() <= 1, "{name} starts {new:?}");
+        started.extend(files);
+    }
+    assert_eq!(started.len(), 4);
+    assert_eq!(parquet_rows(&ws.path("out")), sorted(input));
+}

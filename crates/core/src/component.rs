@@ -22,9 +22,8 @@ pub trait Source: Send + 'static {
     }
 
     /// Admits discovered input into the epoch being read and returns how many units (files)
-    /// were admitted. With `limited`, the source's per-trigger limit applies
-    /// (`max_files_per_trigger`); without it, everything discovered is admitted.
-    fn admit(&mut self, limited: bool) -> usize;
+    /// were admitted, as much as `quota` allows.
+    fn admit(&mut self, quota: Quota) -> usize;
 
     /// How many discovered units wait to be admitted.
     fn backlog(&self) -> usize;
@@ -135,5 +134,29 @@ pub trait Sink: Send + 'static {
     /// The stream has ended; release resources.
     fn close(&mut self) -> Result<()> {
         Ok(())
+    }
+}
+
+/// How much discovered input [`Source::admit`] may let into the epoch being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    /// Everything discovered (the `once` trigger).
+    All,
+    /// The source's per-trigger limit (`max_files_per_trigger`), less the `already` units
+    /// admitted into the same epoch: under the continuous trigger a source admits more input
+    /// as it runs out within one epoch, and the limit holds for the epoch as a whole.
+    PerTrigger {
+        /// Units admitted into this epoch before this call.
+        already: usize,
+    },
+}
+
+impl Quota {
+    /// How many units a source with per-trigger limit `limit` may admit now.
+    pub fn allows(self, limit: Option<usize>) -> usize {
+        match (self, limit) {
+            (Quota::PerTrigger { already }, Some(max)) => max.saturating_sub(already),
+            _ => usize::MAX,
+        }
     }
 }

@@ -147,7 +147,7 @@ pub use weir_checkpoint::{
 };
 pub use weir_core::{
     failure_point, Barrier, BarrierKind, CheckpointFailure, ConfigError, Epoch, Error, Operator,
-    OutputMode, Result, Sink, Source, StageSnapshot, StateDelta, StateEntries, StreamMessage,
-    FAILURE_POINTS,
+    OutputMode, Quota, Result, Sink, Source, StageSnapshot, StateDelta, StateEntries,
+    StreamMessage, FAILURE_POINTS,
 };
 pub use weir_sink::{format_table, Table};

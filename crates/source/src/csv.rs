@@ -12,7 +12,8 @@ use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde::Deserialize;
 use weir_core::{
-    bad_records_schema, parse_ddl, ConfigError, Error, Result, Source, StageSnapshot, StateEntries,
+    bad_records_schema, parse_ddl, ConfigError, Error, Quota, Result, Source, StageSnapshot,
+    StateEntries,
 };
 
 use crate::decode::{BadRecord, Decoded, FileDecoder};
@@ -587,12 +588,10 @@ impl Source for CsvSource {
         Ok(())
     }
 
-    fn admit(&mut self, limited: bool) -> usize {
-        let limit = match (limited, self.settings.max_files_per_trigger) {
-            (true, Some(max)) => max,
-            _ => usize::MAX,
-        };
-        let n = limit.min(self.backlog.len());
+    fn admit(&mut self, quota: Quota) -> usize {
+        let n = quota
+            .allows(self.settings.max_files_per_trigger)
+            .min(self.backlog.len());
         self.admitted.extend(self.backlog.drain(..n));
         n
     }
@@ -785,7 +784,7 @@ mod tests {
     fn admitted_all(config: CsvSourceConfig) -> CsvSource {
         let mut source = config.validate().unwrap().build();
         source.discover().unwrap();
-        source.admit(false);
+        source.admit(Quota::All);
         source
     }
 
@@ -809,12 +808,16 @@ mod tests {
         .unwrap();
         let mut source = config(dir.path()).validate().unwrap().build();
         source.discover().unwrap();
-        assert_eq!(source.admit(true), 1);
+        assert_eq!(source.admit(Quota::PerTrigger { already: 0 }), 1);
         assert_eq!(read_all(&mut source), vec![1, 2]);
 
         fs::write(dir.path().join("d.csv"), "File;Shop;Sale_Count\nd;S3;7\n").unwrap();
         source.discover().unwrap();
-        assert_eq!(source.admit(true), 1, "a.csv must not be admitted twice");
+        assert_eq!(
+            source.admit(Quota::PerTrigger { already: 0 }),
+            1,
+            "a.csv must not be admitted twice"
+        );
         assert_eq!(read_all(&mut source), vec![7]);
     }
 
@@ -836,9 +839,15 @@ mod tests {
         .unwrap()
         .build();
         source.discover().unwrap();
-        assert_eq!((source.admit(true), source.backlog()), (2, 3));
+        assert_eq!(
+            (
+                source.admit(Quota::PerTrigger { already: 0 }),
+                source.backlog()
+            ),
+            (2, 3)
+        );
         assert_eq!(read_all(&mut source).len(), 2);
-        assert_eq!(source.admit(false), 3);
+        assert_eq!(source.admit(Quota::All), 3);
     }
 
     #[test]
@@ -1003,7 +1012,7 @@ mod tests {
         fs::write(dir.path().join("b.csv"), "File;Shop;Sale_Count\nf;b;2\n").unwrap();
         let mut source = config(dir.path()).validate().unwrap().build();
         source.discover().unwrap();
-        source.admit(false);
+        source.admit(Quota::All);
         fs::remove_file(dir.path().join("a.csv")).unwrap();
         assert_eq!(read_all(&mut source), [2]);
     }
@@ -1200,7 +1209,7 @@ mod tests {
 
         let mut second = restored(small(), snapshot);
         assert_eq!(
-            second.admit(false),
+            second.admit(Quota::All),
             0,
             "a.csv is done and b.csv is being resumed"
         );

@@ -7,7 +7,7 @@
 //! the running [`CsvSource`], an implementation of [`weir_core::Source`].
 //!
 //! ```no_run
-//! use weir_core::Source;
+//! use weir_core::{Quota, Source};
 //! use weir_source::CsvSourceConfig;
 //!
 //! let config = CsvSourceConfig {
@@ -19,7 +19,7 @@
 //! };
 //! let mut source = config.validate().unwrap().build();
 //! source.discover().unwrap();
-//! source.admit(false);
+//! source.admit(Quota::All);
 //! while let Some(batch) = source.next_batch().unwrap() {
 //!     println!("{} rows", batch.num_rows());
 //! }

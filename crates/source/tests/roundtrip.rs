@@ -8,7 +8,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type};
 use arrow_array::{Array, RecordBatch};
 use proptest::prelude::*;
-use weir_core::Source;
+use weir_core::{Quota, Source};
 use weir_source::CsvSourceConfig;
 
 type Row = (
@@ -145,7 +145,7 @@ fn read(layout: &Layout, file: &[u8]) -> Vec<Row> {
     };
     let mut source = config.validate().unwrap().build();
     source.discover().unwrap();
-    source.admit(false);
+    source.admit(Quota::All);
     let mut rows = Vec::new();
     while let Some(batch) = source.next_batch().unwrap() {
         rows.extend(rows_of(&batch));

@@ -9,7 +9,7 @@ use weir_checkpoint::{
     Admission, Admit, BarrierEmitted, Coordinator, InjectBarrier, RunContinuous, StageFailed,
     StageStats, StartEpoch,
 };
-use weir_core::{failure_point, BarrierKind, Envelope, Error, Source, StreamMessage};
+use weir_core::{failure_point, BarrierKind, Envelope, Error, Quota, Source, StreamMessage};
 
 use super::{Edge, EventTimeTracker, StageMetrics};
 
@@ -31,6 +31,8 @@ pub(crate) struct SourceActor {
     /// `Some(poll)` under the continuous trigger: look for new input this often when idle.
     continuous: Option<Duration>,
     last_discover: Option<Instant>,
+    /// Units (files) admitted into the epoch being read, against the per-trigger limit.
+    admitted_in_epoch: usize,
     discover_scheduled: bool,
     in_flight: Option<BoxFuture<'static, Result<(), MailboxError>>>,
     pumping: bool,
@@ -79,6 +81,7 @@ impl SourceActor {
             barriers: VecDeque::new(),
             continuous: None,
             last_discover: None,
+            admitted_in_epoch: 0,
             discover_scheduled: false,
             in_flight: None,
             pumping: false,
@@ -101,6 +104,8 @@ impl SourceActor {
 
     /// The barrier as the next message, preceded by the watermark when it advanced.
     fn barrier(&mut self, barrier: InjectBarrier) -> (StreamMessage, Route) {
+        // What follows the barrier belongs to the next epoch, with a quota of its own.
+        self.admitted_in_epoch = 0;
         let message = (StreamMessage::Barrier(barrier.barrier), Route::All);
         match self.tracker.as_mut().and_then(EventTimeTracker::advance) {
             Some(ms) => {
@@ -201,9 +206,12 @@ impl SourceActor {
             }
             self.last_discover = Some(Instant::now());
             self.source.discover()?;
-            if self.source.admit(true) == 0 {
+            let already = self.admitted_in_epoch;
+            let admitted = self.source.admit(Quota::PerTrigger { already });
+            if admitted == 0 {
                 return Ok(None);
             }
+            self.admitted_in_epoch += admitted;
         }
     }
 
@@ -342,9 +350,10 @@ impl Handler<StartEpoch> for SourceActor {
         }
         let admitted = match msg.admit {
             Admit::Nothing => 0,
-            Admit::Limited => self.source.admit(true),
-            Admit::All => self.source.admit(false),
+            Admit::Limited => self.source.admit(Quota::PerTrigger { already: 0 }),
+            Admit::All => self.source.admit(Quota::All),
         };
+        self.admitted_in_epoch = admitted;
         self.wake(ctx);
         Ok(Admission {
             admitted,
