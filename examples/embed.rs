@@ -22,6 +22,8 @@ use weir::{Component, EpochOutput, EpochProgress, OutputMode, PipelineBuilder};
 struct Dashboard {
     /// Shop → running sum, as of `last_epoch`.
     table: BTreeMap<String, i64>,
+    /// The epoch coming in, until its last part.
+    incoming: BTreeMap<String, i64>,
     last_epoch: u64,
     records: usize,
 }
@@ -38,16 +40,22 @@ impl Handler<EpochOutput> for Dashboard {
         if output.epoch.0 <= self.last_epoch {
             return;
         }
-        self.last_epoch = output.epoch.0;
-        // Complete mode: each epoch carries the whole table, so it replaces ours.
-        self.table.clear();
+        // An epoch comes in parts; complete mode's part 0 starts the new table. It replaces
+        // ours when its last part is in (a crash may cut an epoch short: it comes again).
+        if output.part == 0 {
+            self.incoming.clear();
+        }
         for batch in &output.batches {
             let shops = batch.column(0).as_string::<i32>();
             let sums = batch.column(1).as_primitive::<Int64Type>();
             for row in 0..batch.num_rows() {
-                self.table
+                self.incoming
                     .insert(shops.value(row).to_string(), sums.value(row));
             }
+        }
+        if output.last {
+            self.last_epoch = output.epoch.0;
+            self.table = std::mem::take(&mut self.incoming);
         }
     }
 }

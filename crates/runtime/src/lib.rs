@@ -17,9 +17,11 @@
 //!    error at once and nothing runs until it passes.
 //! 2. **Take its output** into one of your actors with a channel sink
 //!    ([`PipelineBuilder::channel_sink`], or `type = "channel"` in TOML with
-//!    [`Registry::add_channel`]): each committed epoch arrives as an [`EpochOutput`] with its
-//!    epoch number and output mode, and the pipeline waits for your actor's reply, so a slow
-//!    actor slows the pipeline instead of filling memory.
+//!    [`Registry::add_channel`]): each committed epoch arrives as [`EpochOutput`] parts (a
+//!    batch each, the last one marked) with its epoch number and output mode, and the
+//!    pipeline waits for your actor's reply to each, so a slow actor slows the pipeline
+//!    instead of filling memory. Until delivered, an epoch waits on disk beside the
+//!    checkpoint, never in memory.
 //! 3. **Start it** inside your running actix `System`: [`PipelineSpec::start`] gives every
 //!    stage a thread (`Arbiter`) of its own; [`PipelineSpec::start_on`] uses arbiters you pass.
 //! 4. **Watch and control it** with the [`PipelineHandle`]: [`PipelineHandle::wait`] for the
@@ -40,6 +42,7 @@
 //! struct Dashboard {
 //!     last_epoch: u64,
 //!     rows: usize,
+//!     incoming: usize,
 //! }
 //!
 //! impl Actor for Dashboard {
@@ -53,9 +56,16 @@
 //!         if output.epoch.0 <= self.last_epoch {
 //!             return;
 //!         }
-//!         self.last_epoch = output.epoch.0;
-//!         // Complete mode: every epoch carries the whole table.
-//!         self.rows = output.batches.iter().map(|b| b.num_rows()).sum();
+//!         // An epoch comes in parts, the last one marked; in complete mode together
+//!         // they are the whole table.
+//!         if output.part == 0 {
+//!             self.incoming = 0;
+//!         }
+//!         self.incoming += output.batches.iter().map(|b| b.num_rows()).sum::<usize>();
+//!         if output.last {
+//!             self.last_epoch = output.epoch.0;
+//!             self.rows = self.incoming;
+//!         }
 //!     }
 //! }
 //!
@@ -139,7 +149,7 @@ pub use channel::EpochOutput;
 pub use graph::{GraphEdge, GraphNode, GraphView};
 pub use metrics::{PipelineMetrics, StageRates, RATIO_WINDOW, SAMPLE_EVERY};
 pub use pipeline::{PipelineHandle, PlanChange, ResumePlan, Stopper};
-pub use registry::{ComponentConfig, OperatorSpec, Registry, SinkSpec, SourceSpec};
+pub use registry::{ComponentConfig, OperatorSpec, Registry, SinkPlace, SinkSpec, SourceSpec};
 pub use spec::{CheckpointSettings, ConfigErrors, HttpSettings, PipelineSpec};
 pub use weir_checkpoint::{
     find_bottleneck, utc_timestamp, Bottleneck, CheckpointStore, EpochProgress, Manifest,

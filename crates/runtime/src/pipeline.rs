@@ -19,6 +19,7 @@ use crate::actors::{
 #[cfg(feature = "http")]
 use crate::http::HttpServer;
 use crate::metrics::{self, PipelineMetrics};
+use crate::registry::SinkPlace;
 use crate::spec::{PipelineSpec, Upstream, WatermarkSpec};
 
 /// What resuming a pipeline from a checkpoint would do: [`PipelineSpec::resume_plan`].
@@ -242,10 +243,13 @@ impl PipelineSpec {
             .iter()
             .map(|o| o.spec.build())
             .collect::<Result<Vec<_>>>()?;
+        let place = SinkPlace {
+            checkpoint: self.checkpoint.path.clone(),
+        };
         let mut sinks = self
             .sinks
             .iter()
-            .map(|s| s.spec.build())
+            .map(|s| s.spec.build_in(&place))
             .collect::<Result<Vec<_>>>()?;
         // Every stage's counters exist before its actor, so that the registry (and the HTTP
         // server, which may refuse its address) comes before anything runs.

@@ -69,6 +69,20 @@ pub trait SinkSpec: Send + Sync {
     fn describe(&self) -> String;
     /// The running sink. May fail on the outside world (a folder that cannot be created).
     fn build(&self) -> Result<Box<dyn Sink>>;
+    /// The running sink, told where the pipeline keeps its checkpoint: a sink that keeps
+    /// files of its own until they are committed (the `channel` sink's spilled epochs) keeps
+    /// them there. The default ignores it.
+    fn build_in(&self, place: &SinkPlace) -> Result<Box<dyn Sink>> {
+        let _ = place;
+        self.build()
+    }
+}
+
+/// Where a sink runs, for [`SinkSpec::build_in`].
+#[derive(Debug, Clone, Default)]
+pub struct SinkPlace {
+    /// The pipeline's `checkpoint.path`, if it has one.
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// One component's table from the pipeline file, without the keys the runtime itself reads
