@@ -12,8 +12,9 @@ sudo_if_needed() {
 # script(1) and timeout(1) (bsdutils, coreutils) to test the live view under a terminal, and
 # GNU time for the benchmark's peak-memory figures. For the dashboard's tests: Chromium (driven
 # headless by playwright-core from npm, with Node.js), Graphviz for `weir graph --format svg`,
-# and the Prometheus package for promtool, which checks the /metrics text.
-packages=(build-essential clang libclang-dev make python3 python3-pip python3-venv bsdutils coreutils time chromium graphviz prometheus)
+# and the Prometheus package for promtool, which checks the /metrics text. strace, to check
+# that every rename the file sinks make is synced before the checkpoint that relies on it.
+packages=(build-essential clang libclang-dev make python3 python3-pip python3-venv bsdutils coreutils time chromium graphviz prometheus strace)
 # Node.js and npm come from Debian only where no other install (NodeSource, nvm) provides them.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()

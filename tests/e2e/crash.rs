@@ -337,3 +337,160 @@ fn validate_with_a_checkpoint_says_which_edits_keep_the_state() {
     let run = ws.weir(&["run", "refused.toml", "--quiet"]);
     assert_eq!(run.status.code(), Some(2));
 }
+
+/// Removes every pending file in `dir/_tmp`, as a power loss would undo renames that were
+/// not yet durable on a file system without the folder syncs.
+fn lose_pending_files(ws: &Workspace, dir: &str) -> usize {
+    let tmp = ws.path(dir).join("_tmp");
+    let mut lost = 0;
+    for name in visible_or_not(&tmp) {
+        if name.ends_with(".pending") {
+            std::fs::remove_file(tmp.join(name)).unwrap();
+            lost += 1;
+        }
+    }
+    lost
+}
+
+#[test]
+fn pending_files_lost_to_a_power_loss_are_never_taken_as_committed_and_fall_back_reads_them_again()
+{
+    let ws = Workspace::new();
+    let mut input = ws.csv_files("in", 0, 1, 300, 10, 26);
+    ws.write(
+        "pipeline.toml",
+        &exactly_once_pipeline("available_now = true", 1),
+    );
+    // Epoch 1 commits: `sums/result.csv` holds its table.
+    ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
+    // Then a run stops, as by kill -9, with epoch 2 checkpointed and its files pending.
+    input.extend(ws.csv_files("in", 1, 1, 300, 10, 28));
+    let out = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "pipeline.toml", "--quiet"])
+        .current_dir(ws.path(""))
+        .env("WEIR_FAIL_AT", "after-manifest-before-commit")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let epoch_one = sums_file(&ws);
+    assert_ne!(epoch_one, sums(&input));
+    // The complete-mode sink loses its pending file; the archive's survives and commits.
+    assert_eq!(lose_pending_files(&ws, "sums"), 1);
+
+    // An old result.csv beside a lost pending file is not epoch 2's: the run stops, naming
+    // the file and the way out, and leaves the output as it was.
+    let out = ws.weir(&["run", "pipeline.toml", "--quiet"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for part in [
+        "sums/_tmp/part-000002-0000.csv.pending",
+        "power loss",
+        "--fall-back",
+    ] {
+        assert!(stderr.contains(part), "{part:?} not in: {stderr}");
+    }
+    assert_eq!(sums_file(&ws), epoch_one);
+
+    // With --fall-back, epoch 2 is read again from checkpoint 1: every row once, the sums of
+    // every row.
+    ws.run_ok(&["run", "pipeline.toml", "--quiet", "--fall-back"]);
+    assert_exactly_once(&ws, &input);
+}
+
+/// The order of the file system calls that make a pending file survive a power loss: its
+/// rename into `_tmp` is followed by a sync of `_tmp` before the checkpoint that names it is
+/// synced (RocksDB's write-ahead log), and the commit's rename by a sync of the output folder.
+#[test]
+fn every_rename_is_synced_before_the_checkpoint_that_depends_on_it() {
+    let ws = Workspace::new();
+    ws.csv_files("in", 0, 3, 100, 10, 27);
+    ws.write(
+        "pipeline.toml",
+        &exactly_once_pipeline("available_now = true", 1),
+    );
+    let traced = Command::new("strace")
+        .args(["-f", "-y", "-qq", "-o", "trace.txt"])
+        .args([
+            "-e",
+            "trace=mkdir,mkdirat,rename,renameat,renameat2,fsync,fdatasync",
+        ])
+        .arg(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "pipeline.toml", "--quiet"])
+        .current_dir(ws.path(""))
+        .output()
+        .expect("strace (make setup installs it) traces the run");
+    assert!(
+        traced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&traced.stderr)
+    );
+    let trace = std::fs::read_to_string(ws.path("trace.txt")).unwrap();
+    // One call per line, without the pid; calls that strace split (`<unfinished ...>`) are
+    // taken where they began.
+    let calls: Vec<&str> = trace
+        .lines()
+        .filter(|l| !l.contains("resumed>"))
+        .map(|l| l.split_once(' ').map_or(l, |(_, call)| call.trim_start()))
+        .collect();
+    let synced = |from: usize, folder: &str| {
+        calls[from..]
+            .iter()
+            .position(|c| c.starts_with("fsync(") && c.contains(&format!("<{folder}>")))
+            .map(|i| i + from)
+    };
+    let wal_sync = |from: usize| {
+        calls[from..]
+            .iter()
+            .position(|c| {
+                c.starts_with("fdatasync(") && c.contains("/state/") && c.contains(".log>")
+            })
+            .map(|i| i + from)
+    };
+    let root = ws.path("").canonicalize().unwrap();
+    let mut pending = 0;
+    let mut committed = 0;
+    for (i, call) in calls.iter().enumerate() {
+        if !call.starts_with("rename") {
+            continue;
+        }
+        for sink in ["out", "sums"] {
+            let folder = root.join(sink);
+            let tmp = folder.join("_tmp");
+            // Paths as weir passed them (relative here); synced folders as strace resolves them.
+            let in_tmp = format!("{sink}/_tmp/");
+            let to_pending = call.contains(".pending\"") && call.matches(&in_tmp).count() == 2;
+            let into_place = call.contains(".pending\"") && call.matches(&in_tmp).count() == 1;
+            if to_pending {
+                pending += 1;
+                let sync = synced(i, &tmp.display().to_string());
+                let wal = wal_sync(i);
+                assert!(
+                    sync.is_some() && (wal.is_none() || sync < wal),
+                    "{call}: _tmp synced at {sync:?}, checkpoint synced at {wal:?}"
+                );
+            } else if into_place {
+                committed += 1;
+                let sync = synced(i, &folder.display().to_string());
+                assert!(
+                    sync.is_some(),
+                    "{call}: the output folder is never synced after"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        (pending, committed),
+        (6, 6),
+        "two sinks, three epochs:\n{trace}"
+    );
+    // The folders themselves: `_tmp`'s entry is synced into its folder before any checkpoint.
+    let made = calls
+        .iter()
+        .position(|c| c.starts_with("mkdir") && c.contains("out/_tmp\""))
+        .expect("out/_tmp is created");
+    let sync = synced(made, &root.join("out").display().to_string());
+    assert!(
+        sync.is_some() && sync < wal_sync(made),
+        "out/_tmp is not durable before the first checkpoint"
+    );
+}

@@ -383,14 +383,37 @@ impl CheckpointStore {
             )));
         };
         if manifest.epoch < last {
-            tracing::warn!(
-                from = last,
-                to = manifest.epoch,
-                path = %self.path.display(),
-                "falling back to an earlier checkpoint"
-            );
-            self.discard_after(manifest.epoch)?;
+            self.fall_back_to(&manifest, last, "the newer ones do not read whole")?;
         }
+        Ok(Some(manifest))
+    }
+
+    /// Makes `manifest` the last checkpoint, deleting those after it, up to `from`.
+    fn fall_back_to(&self, manifest: &Manifest, from: u64, why: &str) -> Result<(), StoreError> {
+        tracing::warn!(
+            from,
+            to = manifest.epoch,
+            path = %self.path.display(),
+            "falling back to an earlier checkpoint: {why}"
+        );
+        self.discard_after(manifest.epoch)
+    }
+
+    /// The newest checkpoint before `epoch` that reads whole, with every checkpoint after it
+    /// deleted so that the next one written follows it; `None` if there is none. For a run
+    /// that finds the output of `epoch`'s checkpoint lost and must read that epoch again.
+    pub fn fall_back_before(&self, epoch: u64) -> Result<Option<Manifest>, StoreError> {
+        let survey = self.survey()?;
+        let Some(manifest) = survey
+            .iter()
+            .rev()
+            .filter(|(e, _)| *e < epoch)
+            .find_map(|(_, m)| m.as_ref().ok())
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        self.fall_back_to(&manifest, epoch, "a sink lost the output of the newer one")?;
         Ok(Some(manifest))
     }
 

@@ -85,6 +85,10 @@ pub enum CheckpointFailure {
     Incompatible,
     /// RocksDB failed to open, read or write (permissions, a full disk).
     Store,
+    /// A sink's output that the checkpoint names as pending is gone, and was not committed
+    /// either: a power loss undid a write. The epoch must be read again from an earlier
+    /// checkpoint, which `checkpoint.fall_back` (`weir run --fall-back`) does.
+    LostOutput,
 }
 
 impl Error {

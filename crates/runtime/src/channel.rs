@@ -379,7 +379,7 @@ impl Sink for ChannelSink {
                             return Err(Error::checkpoint(
                                 CheckpointFailure::Damaged,
                                 format!(
-                                    "sinks.{}: the checkpoint's epoch {epoch} waits for delivery in {}, which is missing",
+                                    "sinks.{}: the checkpoint's epoch {epoch} waits for delivery in {}, which is missing (the file is synced before the checkpoint names it, so something removed it)",
                                     self.name,
                                     path.display()
                                 ),

@@ -474,7 +474,53 @@ impl PipelineSpec {
         if let Some(old) = store.fingerprint().map_err(store_error)? {
             self.check_fingerprint(&old, store)?;
         }
-        let epoch = Epoch(manifest.epoch);
+        let mut manifest = manifest;
+        loop {
+            let epoch = Epoch(manifest.epoch);
+            let lost = match self.resume_at(store, epoch, sources, operators, sinks, event_times) {
+                Err(Error::Checkpoint {
+                    kind: CheckpointFailure::LostOutput,
+                    message,
+                }) if self.checkpoint.fall_back => message,
+                resumed => return resumed.map(|()| Some(epoch)),
+            };
+            // A sink lost an epoch's output to a power loss: read that epoch again from the
+            // checkpoint before it, with every component fresh.
+            tracing::warn!(%epoch, "{lost}");
+            let Some(earlier) = store.fall_back_before(epoch.0).map_err(store_error)? else {
+                return Err(Error::checkpoint(
+                    CheckpointFailure::LostOutput,
+                    format!("{lost}; no earlier checkpoint is left to read it again from"),
+                ));
+            };
+            manifest = earlier;
+            let place = SinkPlace {
+                checkpoint: self.checkpoint.path.clone(),
+            };
+            for (node, source) in self.sources.iter().zip(sources.iter_mut()) {
+                *source = node.spec.build()?;
+            }
+            for (node, operator) in self.operators.iter().zip(operators.iter_mut()) {
+                *operator = node.spec.build()?;
+            }
+            for (node, sink) in self.sinks.iter().zip(sinks.iter_mut()) {
+                *sink = node.spec.build_in(&place)?;
+            }
+            event_times.clear();
+        }
+    }
+
+    /// Restores every stage from the checkpoint of `epoch` and lets each sink commit what it
+    /// left pending.
+    fn resume_at(
+        &self,
+        store: &CheckpointStore,
+        epoch: Epoch,
+        sources: &mut [Box<dyn Source>],
+        operators: &mut [Box<dyn Operator>],
+        sinks: &mut [Box<dyn Sink>],
+        event_times: &mut BTreeMap<String, Vec<u8>>,
+    ) -> Result<()> {
         let started = std::time::Instant::now();
         // The stage actor keeps its watermark's position; the component gets the rest.
         let mut load = |stage: String| {
@@ -495,7 +541,7 @@ impl PipelineSpec {
         }
         let took_ms = started.elapsed().as_secs_f64() * 1e3;
         tracing::info!(%epoch, path = %store.path().display(), took_ms, "resuming from checkpoint");
-        Ok(Some(epoch))
+        Ok(())
     }
 
     /// What each source and operator reads and computes: a checkpoint's state only makes

@@ -1,5 +1,6 @@
 use std::fs::{self, File};
 use std::io::BufWriter;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -9,7 +10,10 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::Deserialize;
-use weir_core::{ConfigError, Epoch, Error, OutputMode, Result, Sink, StageSnapshot, StateEntries};
+use weir_core::{
+    CheckpointFailure, ConfigError, Epoch, Error, OutputMode, Result, Sink, StageSnapshot,
+    StateEntries,
+};
 
 /// The hidden folder, inside a file sink's folder, that holds in-progress and pending files.
 /// Readers skip names that start with `_` or `.`, as Spark, pyarrow and DuckDB globs do.
@@ -171,7 +175,15 @@ impl FileSinkSettings {
     /// run left behind.
     pub fn build(&self) -> Result<FileSink> {
         let tmp = self.dir.join(TMP_DIR);
+        let created = !tmp.exists();
         fs::create_dir_all(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+        if created {
+            // The folders' own entries are durable before a checkpoint names a file in them.
+            sync_dir(&self.dir)?;
+            if let Some(parent) = self.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
         Ok(FileSink {
             settings: self.clone(),
             tmp,
@@ -190,8 +202,8 @@ pub struct FileSink {
     /// The epoch whose rows are being written.
     epoch: Epoch,
     writer: Option<(PathBuf, Writer)>,
-    /// Closed files waiting for their epoch to commit: (epoch, hidden path, final path).
-    pending: Vec<(Epoch, PathBuf, PathBuf)>,
+    /// Closed files waiting for their epoch to commit.
+    pending: Vec<PendingFile>,
     /// Epochs committed since the last snapshot, whose records the next one deletes.
     committed: Vec<Epoch>,
 }
@@ -201,10 +213,23 @@ fn part_epoch(name: &str) -> Option<u64> {
     name.strip_prefix("part-")?.split('-').next()?.parse().ok()
 }
 
-/// State key of the files pending for an epoch: `p` and the epoch, big-endian. The value is
-/// one line per file: the hidden name in `_tmp`, a tab, the final name.
-/// The state key tag of an epoch's pending files.
+/// The state key tag of an epoch's pending files: `p` and the epoch, big-endian. The value
+/// is one line per file: the hidden name in `_tmp`, a tab, the final name, a tab, the pending
+/// file's inode (older Weirs wrote no inode).
 const PENDING: u8 = b'p';
+
+/// A closed file waiting for its epoch to commit.
+struct PendingFile {
+    epoch: Epoch,
+    /// In `_tmp`, `….pending`.
+    hidden: PathBuf,
+    /// Where the commit renames it.
+    visible: PathBuf,
+    /// The file's inode, which the rename keeps: how recovery tells "committed" (the final
+    /// name has it) from "lost" (a power loss undid the pending file, and the final name,
+    /// if any, is an older epoch's `result.*`).
+    inode: Option<u64>,
+}
 
 fn pending_key(epoch: Epoch) -> Vec<u8> {
     epoch.key(PENDING)
@@ -240,18 +265,62 @@ impl FileSink {
             let epoch = Epoch::from_key(PENDING, &key)
                 .ok_or_else(|| Error::Internal(format!("unknown file sink state key {key:?}")))?;
             for line in String::from_utf8_lossy(&value).lines() {
-                let (hidden, visible) = line.split_once('\t').ok_or_else(|| {
-                    Error::Internal(format!("bad pending record for epoch {epoch}: {line}"))
-                })?;
-                let (hidden, visible) = (self.tmp.join(hidden), self.settings.dir.join(visible));
-                self.pending.push((epoch, hidden, visible));
+                let mut fields = line.split('\t');
+                let (Some(hidden), Some(visible)) = (fields.next(), fields.next()) else {
+                    return Err(Error::Internal(format!(
+                        "bad pending record for epoch {epoch}: {line}"
+                    )));
+                };
+                self.pending.push(PendingFile {
+                    epoch,
+                    hidden: self.tmp.join(hidden),
+                    visible: self.settings.dir.join(visible),
+                    inode: fields.next().and_then(|i| i.parse().ok()),
+                });
             }
         }
-        let last = self.pending.iter().map(|(e, _, _)| *e).max();
+        let last = self.pending.iter().map(|p| p.epoch).max();
         match last {
             Some(epoch) => self.commit(epoch),
             None => Ok(()),
         }
+    }
+
+    /// A pending file of a resumed checkpoint is gone: fine if a run before this one
+    /// committed it or a later epoch's file of the same name (`result.*`, replaced whole)
+    /// did, as the final name's inode says (without an inode, as older Weirs recorded it: the
+    /// final name of an epoch's own part file); else its rows are lost.
+    fn committed_before(&self, file: &PendingFile, batch: &[PendingFile]) -> Result<()> {
+        let found = fs::metadata(&file.visible).ok();
+        let committed = match (file.inode, &found) {
+            (_, None) => false,
+            (Some(_), Some(meta)) => batch.iter().any(|other| {
+                other.visible == file.visible
+                    && other.epoch >= file.epoch
+                    && other.inode == Some(meta.ino())
+            }),
+            (None, Some(_)) => self.settings.mode != OutputMode::Complete,
+        };
+        if committed {
+            return Ok(());
+        }
+        let seen = match found {
+            Some(_) => format!(
+                "and {} is another epoch's, not this one's",
+                file.visible.display()
+            ),
+            None => format!("and {} was never written", file.visible.display()),
+        };
+        Err(Error::checkpoint(
+            CheckpointFailure::LostOutput,
+            format!(
+                "{}: the checkpoint names {} as epoch {}'s output waiting to commit, but it is gone {seen}: a power loss undid it. Epoch {} must be read again from an earlier checkpoint: run with --fall-back (checkpoint.fall_back = true)",
+                self.settings.dir.display(),
+                file.hidden.display(),
+                file.epoch,
+                file.epoch
+            ),
+        ))
     }
 
     /// Removes committed files of epochs after `epoch`. A run resuming from its last
@@ -383,8 +452,15 @@ impl Sink for FileSink {
             fs::rename(&path, &pending).map_err(|e| Error::io("cannot rename", &path, e))?;
             // The rename is durable before the checkpoint names the pending file.
             sync_dir(&self.tmp)?;
-            let final_path = self.settings.dir.join(self.file_name(epoch));
-            self.pending.push((epoch, pending, final_path));
+            let inode = fs::metadata(&pending)
+                .map_err(|e| Error::io("cannot inspect", &pending, e))?
+                .ino();
+            self.pending.push(PendingFile {
+                epoch,
+                hidden: pending,
+                visible: self.settings.dir.join(self.file_name(epoch)),
+                inode: Some(inode),
+            });
         }
         self.epoch = epoch.next();
         Ok(())
@@ -393,22 +469,23 @@ impl Sink for FileSink {
     fn commit(&mut self, epoch: Epoch) -> Result<()> {
         let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
             .into_iter()
-            .partition(|(e, _, _)| *e <= epoch);
+            .partition(|p| p.epoch <= epoch);
         self.pending = later;
         if ready.is_empty() {
             return Ok(());
         }
         let mut ready = ready;
-        ready.sort_by_key(|(e, _, _)| *e);
-        for (epoch, pending, final_path) in &ready {
-            match fs::rename(pending, final_path) {
+        ready.sort_by_key(|p| p.epoch);
+        for file in &ready {
+            match fs::rename(&file.hidden, &file.visible) {
                 Ok(()) => {}
-                // Already committed: the hidden file is gone and the final one is there.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && final_path.exists() => {}
-                Err(e) => return Err(Error::io("cannot commit", pending, e)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.committed_before(file, &ready)?
+                }
+                Err(e) => return Err(Error::io("cannot commit", &file.hidden, e)),
             }
-            if !self.committed.contains(epoch) {
-                self.committed.push(*epoch);
+            if !self.committed.contains(&file.epoch) {
+                self.committed.push(file.epoch);
             }
         }
         sync_dir(&self.settings.dir)
@@ -447,13 +524,16 @@ impl Sink for FileSink {
         let lines: Vec<String> = self
             .pending
             .iter()
-            .filter(|(e, _, _)| *e == epoch)
-            .map(|(_, hidden, visible)| format!("{}\t{}", name(hidden), name(visible)))
+            .filter(|p| p.epoch == epoch)
+            .map(|p| {
+                let inode = p.inode.map(|i| format!("\t{i}")).unwrap_or_default();
+                format!("{}\t{}{inode}", name(&p.hidden), name(&p.visible))
+            })
             .collect();
         if !lines.is_empty() {
             snapshot.delta.put(pending_key(epoch), lines.join("\n"));
         }
-        let files: Vec<String> = self.pending.iter().map(|(_, _, v)| name(v)).collect();
+        let files: Vec<String> = self.pending.iter().map(|p| name(&p.visible)).collect();
         snapshot.state_keys = self.pending.len() as u64;
         snapshot.detail = match files.is_empty() {
             true => "no pending files".into(),
