@@ -33,7 +33,7 @@ fn every_error_is_reported_at_once_with_its_key() {
 colour = "blue"
 
 [checkpoint]
-interval = "10 sec"
+interval = "ten seconds"
 
 [trigger]
 processing_time = "0s"
@@ -56,7 +56,7 @@ path = "out"
     assert_eq!(code, Some(2));
     for expected in [
         "pipeline.toml: colour: unknown key (expected one of \"name\", \"checkpoint\", \"trigger\", \"http\", \"sources\", \"operators\", \"sinks\")",
-        "pipeline.toml: checkpoint.interval: \"10 sec\" is not a duration (expected a positive duration such as \"500ms\", \"10s\", \"2m\" or \"1h\")",
+        "pipeline.toml: checkpoint.interval: \"ten seconds\" is not a duration: expected number at 0 (expected a positive duration such as \"500ms\", \"10s\", \"2m\" or \"1h\")",
         "pipeline.toml: trigger.processing_time: \"0s\" is zero",
         "pipeline.toml: sources.sales.sepp: unknown key \"sepp\", expected one of \"path\", \"schema\", \"header\", \"sep\"",
         "pipeline.toml: sources.sales.schema: \"File STRING, Shop STRING, Sale_Count INTEGR\" at character 38: unknown type \"INTEGR\" (expected one of STRING, INT, BIGINT, DOUBLE, BOOLEAN, DATE, TIMESTAMP, DECIMAL(p,s))",
@@ -212,7 +212,7 @@ path = "out"
     let (code, _, err) = validate(&ws, text, &[]);
     assert_eq!(code, Some(2));
     for expected in [
-        "pipeline.toml: checkpoint.interval: \"-5s\" is not a duration (expected a positive duration",
+        "pipeline.toml: checkpoint.interval: \"-5s\" is not a duration: expected number at 0 (expected a positive duration",
         "pipeline.toml: operators.a.input: the operators form a cycle: a -> b -> a",
         "pipeline.toml: sinks.archive.path: overlaps checkpoint.path; output and checkpoint state must live apart",
     ] {

@@ -251,24 +251,11 @@ pub(crate) fn millis(time: Duration) -> f64 {
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` from milliseconds since the Unix epoch (before 1970 too).
 pub fn utc_timestamp(ms: i64) -> String {
-    let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3_600_000,
-        rest / 60_000 % 60,
-        rest / 1000 % 60,
-        rest % 1000
-    )
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(time) => time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        // Beyond chrono's range (±262,000 years): no clock gives such a time.
+        None => format!("{ms} ms since 1970"),
+    }
 }
 
 #[cfg(test)]

@@ -1,40 +1,15 @@
 use std::time::Duration;
 
-/// Parses a duration such as `"500ms"`, `"10s"`, `"2m"`, `"1h"` or `"1m30s"`.
+/// Parses a duration such as `"500ms"`, `"10s"`, `"2m"`, `"1h"`, `"1m30s"` or `"1h 30min"`
+/// (humantime's syntax: an integer and a unit, repeated).
 ///
-/// Deliberately strict: `"10 sec"` or a bare `"10"` is an error rather than a guess, and zero is
-/// refused because every duration in a pipeline is an interval that must advance.
+/// A bare `"10"` is an error rather than a guess, and zero is refused because every duration
+/// in a pipeline is an interval that must advance.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     const EXPECTED: &str =
         "expected a positive duration such as \"500ms\", \"10s\", \"2m\" or \"1h\"";
-    let bad = || format!("\"{text}\" is not a duration ({EXPECTED})");
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(bad());
-        }
-        let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(value),
-            "s" => Duration::from_secs(value),
-            "m" => Duration::from_secs(value.saturating_mul(60)),
-            "h" => Duration::from_secs(value.saturating_mul(3600)),
-            _ => return Err(bad()),
-        };
-        total = total.saturating_add(unit);
-        rest = &rest[unit_len..];
-    }
+    let total = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("\"{text}\" is not a duration: {e} ({EXPECTED})"))?;
     if total.is_zero() {
         return Err(format!("\"{text}\" is zero ({EXPECTED})"));
     }
@@ -114,11 +89,14 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h 30min"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("10sec"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
     }
 
     #[test]
     fn refuses_vague_or_zero_durations() {
-        for bad in ["10 sec", "10", "", "s", "-1s", "1.5s", "10sec"] {
+        for bad in ["10", "", "s", "-1s", "10 parsecs", "ten seconds"] {
             let err = parse_duration(bad).unwrap_err();
             assert!(err.contains("is not a duration"), "{bad}: {err}");
         }

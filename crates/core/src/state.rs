@@ -1,3 +1,4 @@
+#[cfg(feature = "failpoints")]
 use std::sync::OnceLock;
 
 /// One stage's state as key/value pairs, as loaded from a checkpoint.
@@ -72,7 +73,10 @@ pub const FAILURE_POINTS: [&str; 6] = [
 ///
 /// `WEIR_FAIL_AT=after-manifest-before-commit` aborts the first time the point is reached;
 /// `WEIR_FAIL_AT=after-manifest-before-commit:3` the third time. Tests use it to crash at an
-/// exact step of the protocol; nothing else should set it.
+/// exact step of the protocol. Only builds with the `failpoints` feature have the points
+/// (`cargo test` turns it on through the workspace's dev-dependencies); elsewhere, release
+/// binaries included, this does nothing and `WEIR_FAIL_AT` is ignored.
+#[cfg(feature = "failpoints")]
 pub fn failure_point(name: &'static str) {
     static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
     static HITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -90,3 +94,8 @@ pub fn failure_point(name: &'static str) {
         }
     }
 }
+
+/// Without the `failpoints` feature: nothing (see the feature's version).
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn failure_point(_name: &'static str) {}
