@@ -16,7 +16,7 @@ use arrow_csv::reader::{Decoder, ReaderBuilder};
 use arrow_schema::{DataType, Field, Schema};
 use weir_core::{ddl_type_name, Error, Result};
 
-use crate::csv::{CsvSourceSettings, MalformedMode};
+use crate::config::{CsvSourceSettings, MalformedMode};
 
 /// A row the source did not take as it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,9 +25,11 @@
 //! }
 //! ```
 
+mod config;
 mod csv;
 mod decode;
 mod times;
 
-pub use crate::csv::{CsvSource, CsvSourceConfig, CsvSourceSettings, Location, MalformedMode};
+pub use crate::config::{CsvSourceConfig, CsvSourceSettings, Location, MalformedMode};
+pub use crate::csv::CsvSource;
 pub use crate::decode::BadRecord;
