@@ -595,12 +595,16 @@ impl Coordinator {
     }
 }
 
-/// A stage's error, named after the stage (`sources.sales: ...`). Bad input stays bad input
-/// (exit 1 with the file and the reason); anything else means the stage stopped.
+/// A stage's error, named after the stage (`sources.sales: ...`), its variant kept inside
+/// [`Error::Stage`] for a program to match.
 fn stage_error(stage: &str, error: Error) -> Error {
     match error {
-        Error::Input(text) => Error::Input(format!("{stage}: {text}")),
-        other => Error::Stopped(format!("{stage}: {other}")),
+        // Already said where (a stage that stopped because another did).
+        Error::Stage { .. } => error,
+        other => Error::Stage {
+            stage: stage.to_string(),
+            error: Box::new(other),
+        },
     }
 }
 

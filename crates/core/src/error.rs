@@ -51,6 +51,16 @@ pub enum Error {
     /// A stage or actor stopped before the pipeline finished.
     #[error("{0}")]
     Stopped(String),
+    /// A stage failed: `stage` names it (`sources.sales`, `operators.by_shop`), and `error`
+    /// is what it failed with, whose variant a program can match (`Input` for bad data,
+    /// `Io` for the file system, ...).
+    #[error("{stage}: {error}")]
+    Stage {
+        /// The stage, as the pipeline file names it.
+        stage: String,
+        /// Why it failed.
+        error: Box<Error>,
+    },
     /// The pipeline does not fit what it finds, such as an address it cannot listen on. The
     /// user must act; the CLI exits 2.
     #[error("{0}")]

@@ -1,12 +1,17 @@
 //! Errors an embedding application can tell apart by their variant, not their text: a
 //! checkpoint locked by another process, one written by a different pipeline, one in another
-//! checkpoint format.
+//! checkpoint format, and a stage's failure with what it failed with.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use weir::{CheckpointFailure, CheckpointStore, Error, PipelineSpec, Registry, StoreError};
 
 fn pipeline(dir: &std::path::Path, group_by: &str) -> PipelineSpec {
+    pipeline_in_mode(dir, group_by, "permissive")
+}
+
+/// The notebook's job, its CSV source in malformed-row `mode`.
+fn pipeline_in_mode(dir: &std::path::Path, group_by: &str, mode: &str) -> PipelineSpec {
     let toml = format!(
         r#"
 [checkpoint]
@@ -21,6 +26,7 @@ path = "{input}"
 schema = "File STRING, Shop STRING, Sale_Count INT"
 header = true
 sep = ";"
+mode = "{mode}"
 
 [operators.by_shop]
 type = "aggregate"
@@ -99,4 +105,28 @@ fn a_program_can_tell_locked_from_different_from_incompatible() {
         .as_str(),
         m if m.contains("a newer Weir")
     ));
+}
+
+#[test]
+fn a_stage_error_names_the_stage_and_keeps_its_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("in")).unwrap();
+    std::fs::write(
+        dir.path().join("in/a.csv"),
+        "File;Shop;Sale_Count\na;x;12x\n",
+    )
+    .unwrap();
+    let spec = pipeline_in_mode(dir.path(), "Shop", "failfast");
+    match run(&spec) {
+        Err(Error::Stage { stage, error }) => {
+            assert_eq!(stage, "sources.sales");
+            match *error {
+                Error::Input(message) => {
+                    assert!(message.contains("a.csv:2: field Sale_Count"), "{message}")
+                }
+                other => panic!("expected bad input inside, got {other:?}"),
+            }
+        }
+        other => panic!("expected a stage error, got {other:?}"),
+    }
 }
