@@ -5,6 +5,7 @@
 mod common;
 mod config;
 mod crash;
+mod csv_parity;
 mod event_time;
 mod expressions;
 mod golden;

@@ -174,8 +174,14 @@ impl FileDecoder {
             if !more {
                 break;
             }
-            let begin = record.position().map_or(0, |p| p.byte()) as usize;
+            let mut begin = record.position().map_or(0, |p| p.byte()) as usize;
             let end = csv.position().byte() as usize;
+            // After a CRLF or an empty line the record's position is at the line break before
+            // it: the row's own text (and line) starts after the breaks, as Spark reports it.
+            let seen = &csv.get_ref().seen;
+            while begin < end && matches!(seen.get(begin), Some(b'\r' | b'\n')) {
+                begin += 1;
+            }
             line += newlines(&csv.get_ref().seen[counted..begin]);
             counted = begin;
             rows.push(Row {
