@@ -215,7 +215,7 @@ fn part_epoch(name: &str) -> Option<u64> {
 
 /// The state key tag of an epoch's pending files: `p` and the epoch, big-endian. The value
 /// is one line per file: the hidden name in `_tmp`, a tab, the final name, a tab, the pending
-/// file's inode (older Weirs wrote no inode).
+/// file's inode and its modification time in nanoseconds (older Weirs wrote neither).
 const PENDING: u8 = b'p';
 
 /// A closed file waiting for its epoch to commit.
@@ -229,6 +229,9 @@ struct PendingFile {
     /// name has it) from "lost" (a power loss undid the pending file, and the final name,
     /// if any, is an older epoch's `result.*`).
     inode: Option<u64>,
+    /// When the file was written (ns since 1970), which the rename keeps too: a final file of
+    /// the same name written later is a later epoch's, which replaced this one.
+    modified: Option<i128>,
 }
 
 fn pending_key(epoch: Epoch) -> Vec<u8> {
@@ -276,6 +279,7 @@ impl FileSink {
                     hidden: self.tmp.join(hidden),
                     visible: self.settings.dir.join(visible),
                     inode: fields.next().and_then(|i| i.parse().ok()),
+                    modified: fields.next().and_then(|m| m.parse().ok()),
                 });
             }
         }
@@ -294,11 +298,17 @@ impl FileSink {
         let found = fs::metadata(&file.visible).ok();
         let committed = match (file.inode, &found) {
             (_, None) => false,
-            (Some(_), Some(meta)) => batch.iter().any(|other| {
-                other.visible == file.visible
-                    && other.epoch >= file.epoch
-                    && other.inode == Some(meta.ino())
-            }),
+            (Some(_), Some(meta)) => {
+                batch.iter().any(|other| {
+                    other.visible == file.visible
+                        && other.epoch >= file.epoch
+                        && other.inode == Some(meta.ino())
+                })
+                // Written after this file: a later epoch's, committed by a run whose
+                // checkpoint was since given up (a fall-back past damage), which replaced
+                // this one whole.
+                || file.modified.is_some_and(|m| modified_ns(meta) > m)
+            }
             (None, Some(_)) => self.settings.mode != OutputMode::Complete,
         };
         if committed {
@@ -401,6 +411,11 @@ impl FileSink {
     }
 }
 
+/// A file's modification time in nanoseconds since 1970.
+fn modified_ns(meta: &fs::Metadata) -> i128 {
+    i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -452,14 +467,15 @@ impl Sink for FileSink {
             fs::rename(&path, &pending).map_err(|e| Error::io("cannot rename", &path, e))?;
             // The rename is durable before the checkpoint names the pending file.
             sync_dir(&self.tmp)?;
-            let inode = fs::metadata(&pending)
-                .map_err(|e| Error::io("cannot inspect", &pending, e))?
-                .ino();
+            let meta =
+                fs::metadata(&pending).map_err(|e| Error::io("cannot inspect", &pending, e))?;
+            let (inode, modified) = (meta.ino(), modified_ns(&meta));
             self.pending.push(PendingFile {
                 epoch,
                 hidden: pending,
                 visible: self.settings.dir.join(self.file_name(epoch)),
                 inode: Some(inode),
+                modified: Some(modified),
             });
         }
         self.epoch = epoch.next();
@@ -526,8 +542,12 @@ impl Sink for FileSink {
             .iter()
             .filter(|p| p.epoch == epoch)
             .map(|p| {
-                let inode = p.inode.map(|i| format!("\t{i}")).unwrap_or_default();
-                format!("{}\t{}{inode}", name(&p.hidden), name(&p.visible))
+                let identity = match (p.inode, p.modified) {
+                    (Some(inode), Some(modified)) => format!("\t{inode}\t{modified}"),
+                    (Some(inode), None) => format!("\t{inode}"),
+                    _ => String::new(),
+                };
+                format!("{}\t{}{identity}", name(&p.hidden), name(&p.visible))
             })
             .collect();
         if !lines.is_empty() {
