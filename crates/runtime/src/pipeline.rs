@@ -243,9 +243,7 @@ impl PipelineSpec {
             .iter()
             .map(|o| o.spec.build())
             .collect::<Result<Vec<_>>>()?;
-        let place = SinkPlace {
-            checkpoint: self.checkpoint.path.clone(),
-        };
+        let place = self.sink_place();
         let mut sinks = self
             .sinks
             .iter()
@@ -494,9 +492,7 @@ impl PipelineSpec {
                 ));
             };
             manifest = earlier;
-            let place = SinkPlace {
-                checkpoint: self.checkpoint.path.clone(),
-            };
+            let place = self.sink_place();
             for (node, source) in self.sources.iter().zip(sources.iter_mut()) {
                 *source = node.spec.build()?;
             }
@@ -507,6 +503,13 @@ impl PipelineSpec {
                 *sink = node.spec.build_in(&place)?;
             }
             event_times.clear();
+        }
+    }
+
+    /// Where the sinks run: beside this pipeline's checkpoint, if it has one.
+    fn sink_place(&self) -> SinkPlace {
+        SinkPlace {
+            checkpoint: self.checkpoint.path.clone(),
         }
     }
 

@@ -182,7 +182,7 @@ impl FileDecoder {
             while begin < end && matches!(seen.get(begin), Some(b'\r' | b'\n')) {
                 begin += 1;
             }
-            line += newlines(&csv.get_ref().seen[counted..begin]);
+            line += newlines(&seen[counted..begin]);
             counted = begin;
             rows.push(Row {
                 line,
