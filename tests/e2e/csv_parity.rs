@@ -11,29 +11,51 @@ const FOLLOWS_SPARK: &[&str] = &[
     "malformed row after a CRLF line",
     "malformed row after an empty line",
     "quote inside an unquoted field",
-    "backslash in quotes, escape = '\"'",
-    "backslash-escaped quote, default escape",
-    "DOUBLE: Spark's spellings",
-    "DECIMAL with spaces",
-    "INT out of range",
-    "BOOLEAN spellings",
-    "too few and too many fields",
-    "empty values",
-];
-
-/// Cases docs/csv.md lists as differences. Each must still differ: one that comes to agree
-/// with Spark moves to FOLLOWS_SPARK, and the table in docs/csv.md changes with it.
-const DIFFERS: &[&str] = &[
     "text after a closing quote",
     "doubled quotes, default escape",
     "spaces after a closing quote",
+    "backslash in quotes, escape = '\"'",
+    "backslash-escaped quote, default escape",
+    "DOUBLE: Spark's spellings",
     "DOUBLE: other spellings",
     "DOUBLE: type suffixes",
     "INT with spaces",
+    "DECIMAL with spaces",
     "DECIMAL with a grouping comma",
     "a line of only whitespace",
     "DATE spellings",
     "TIMESTAMP spellings",
+    "INT out of range",
+    "BOOLEAN spellings",
+    "too few and too many fields",
+    "empty values",
+    "a backslash pair in quotes, default escape",
+    "spaces then text after a closing quote",
+    "quotes at the ends of a quoted value",
+    "an unterminated quote",
+    "spaces around unquoted values",
+    "STRING: spaces and empty quotes",
+    "a delimiter at the end of a line",
+    "a lone CR ends a line",
+    "a header after blank lines",
+    "INT: signs, zeros and other forms",
+    "BIGINT at its bounds",
+    "DOUBLE: Java's forms",
+    "DECIMAL: rounding, exponents and precision",
+    "BOOLEAN with spaces",
+    "DATE: more spellings",
+    "TIMESTAMP: zones, fractions and partial times",
+    "TIMESTAMP: the time zone option",
+];
+
+/// The deliberate differences docs/csv.md explains: each must still differ, so that a change
+/// of behaviour shows up here and in the docs together.
+const DIFFERS: &[&str] = &[
+    // Weir reads a quoted line break as part of the value (Spark's `multiLine = true`).
+    "a delimiter and a line break inside quotes",
+    // Spark gives a time alone today's date; a replay on another day would read it
+    // differently, so Weir refuses it.
+    "TIMESTAMP: a time of day alone",
 ];
 
 #[test]

@@ -45,7 +45,39 @@ CASES = [
     ("BOOLEAN spellings", "b BOOLEAN", "true\nFALSE\nTrue\nyes\n1\n", {}),
     ("too few and too many fields", "s STRING, n INT", "a\nb,1,extra\nc,2\n", {}),
     ("empty values", "s STRING, n INT", ",\n\"\",1\n", {}),
+    ("a backslash pair in quotes, default escape", "s STRING, n INT", '"a\\\\b",1\n', {}),
+    ("spaces then text after a closing quote", "s STRING, n INT", '"a"  b,1\n', {}),
+    ("quotes at the ends of a quoted value", "s STRING, n INT", '"a""",1\n"""a",2\n"",3\n', {}),
+    ("a delimiter and a line break inside quotes", "s STRING, n INT", '"a,b",1\n"c\nd",2\n', {}),
+    ("an unterminated quote", "s STRING, n INT", 'a,1\n"b,2\n', {}),
+    ("spaces around unquoted values", "s STRING, n INT, d DOUBLE", ' a , 1 , 2.5 \n', {}),
+    ("STRING: spaces and empty quotes", "s STRING, t STRING", ' ,x\n"",""\n" ", \n', {}),
+    ("a delimiter at the end of a line", "s STRING, n INT", "a,1,\n", {}),
+    ("a lone CR ends a line", "s STRING, n INT", "a,1\rb,2\r", {}),
+    ("a header after blank lines", "s STRING, n INT", "\n  \ns,n\na,1\n", {"header": True}),
+    ("INT: signs, zeros and other forms", "n INT", "+1\n-0\n007\n1.0\n1e2\n0x10\n", {}),
+    ("BIGINT at its bounds", "n BIGINT", "9223372036854775807\n-9223372036854775808\n9223372036854775808\n", {}),
+    ("DOUBLE: Java's forms", "d DOUBLE", " 1.5 \n1.\n.5\n-1e-3\n+2\nInf\n-Inf\n+Inf\n0x1p3\n1_0\ne5\n1e400\n", {}),
+    ("DECIMAL: rounding, exponents and precision", "x DECIMAL(5,2)",
+     '1.005\n1.004\n-1.005\n1e2\n1.5E-1\n999.994\n999.995\n.5\n5.\n+1\n"1,2,3"\n1e-9\n', {}),
+    ("BOOLEAN with spaces", "b BOOLEAN", " true\nfalse \n", {}),
+    ("DATE: more spellings", "d DATE",
+     " 2024-01-05 \n2024-01-05 10:00\n2024-01-05Tx\n2024-13-01\n2024-02-30\n+2024-01-05\n2024-001-05\n"
+     "024-01-05\n2024/01/05\n2024-01-05GMT\n", {}),
+    ("TIMESTAMP: zones, fractions and partial times", "t TIMESTAMP",
+     "2024-01-05 10:00:00+02:00\n2024-01-05T10:00:00.1234567\n2024-01-05 10:00:00 Europe/Paris\n"
+     "2024-01-05 10:00:00 GMT\n2024-01-05T10\n2024-01-05 10:00:00.5Z\n2024-01-05 10:00:00 +02\n"
+     "2024-01-05 10:00:00 UTC+1\n2024-01-05 1:2:3\n2024-01-05 10:00+02:00\n2024-01-05 10:00:00 EST\n"
+     "2024-01-05 10:00:00-0130\n2024-01-05 10:00:00 +2:00\n2024-01-05 24:00:00\n", {}),
+    ("TIMESTAMP: a time of day alone", "t TIMESTAMP", "10:00:00\nT10:00\n", {}),
+    ("TIMESTAMP: the time zone option", "t TIMESTAMP",
+     "2024-01-05 10:00:00\n2024-07-05 10:00:00\n2024-01-05 10:00:00Z\n2024-03-31 02:30:00\n"
+     "2024-10-27 02:30:00\n", {"timeZone": "Europe/Paris"}),
 ]
+
+# Spark's option names, as the pipeline file spells them.
+WEIR_OPTION = {"timeZone": "time_zone", "dateFormat": "date_format",
+               "timestampFormat": "timestamp_format"}
 
 
 def show(value):
@@ -95,12 +127,17 @@ def record():
     print(f"recorded Spark {spark.version}'s answers to {len(CASES)} cases in {RECORDED}")
 
 
-def weir_rows(weir, work, i, schema, text, options):
+def weir_rows(weir, work, i, schema, text, options, rows_of=None):
+    """Weir's rows for one case; `rows_of` turns a pyarrow table into rows (by default, each
+    value as `show` writes it)."""
     import pyarrow.parquet as pq
+
+    if rows_of is None:
+        rows_of = lambda table: [[show(v) for v in row.values()] for row in table.to_pylist()]
 
     folder = os.path.join(work, str(i))
     write_case(os.path.join(folder, "in"), text)
-    extra = "".join(f'{k} = {json.dumps(v)}\n' for k, v in options.items())
+    extra = "".join(f'{WEIR_OPTION.get(k, k)} = {json.dumps(v)}\n' for k, v in options.items())
     with open(os.path.join(folder, "pipeline.toml"), "w") as f:
         f.write(f"""[trigger]
 once = true
@@ -122,8 +159,7 @@ path = "out"
     rows = []
     for name in sorted(os.listdir(out)):
         if name.endswith(".parquet"):
-            table = pq.read_table(os.path.join(out, name))
-            rows.extend([[show(v) for v in row.values()] for row in table.to_pylist()])
+            rows.extend(rows_of(pq.read_table(os.path.join(out, name))))
     return rows
 
 

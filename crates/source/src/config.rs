@@ -140,7 +140,7 @@ pub struct CsvSourceSettings {
     pub(crate) parsed: SchemaRef,
     /// Where the corrupt-record column is in [`Self::schema`].
     pub(crate) corrupt_at: Option<usize>,
-    /// What arrow-csv decodes and how times become the parsed types.
+    /// How each time column's values are read.
     pub(crate) times: TimeParsing,
     pub(crate) mode: MalformedMode,
     pub(crate) header: bool,

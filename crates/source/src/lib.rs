@@ -1,9 +1,8 @@
 //! `weir-source`: Weir's sources.
 //!
 //! [`CsvSourceConfig`] is the `type = "csv"` source: it watches a folder (or a glob), reads each
-//! new file once with arrow-csv's decoder (malformed rows are kept, dropped or stop the run, as
-//! the `mode` says), and returns Arrow batches in the schema given as a
-//! Spark DDL string. Validating the config gives a [`CsvSourceSettings`], whose `build()` gives
+//! new file once, by Spark's CSV rules (malformed rows are kept, dropped or stop the run, as
+//! the `mode` says), and returns Arrow batches in the schema given as a Spark DDL string. Validating the config gives a [`CsvSourceSettings`], whose `build()` gives
 //! the running [`CsvSource`], an implementation of [`weir_core::Source`].
 //!
 //! ```no_run
@@ -28,7 +27,9 @@
 mod config;
 mod csv;
 mod decode;
+mod split;
 mod times;
+mod values;
 
 pub use crate::config::{CsvSourceConfig, CsvSourceSettings, Location, MalformedMode};
 pub use crate::csv::CsvSource;

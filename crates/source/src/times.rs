@@ -1,28 +1,28 @@
 //! Spark's `timestampFormat`, `dateFormat` and `timeZone` options of the CSV source.
 //!
-//! arrow-csv reads timestamps in its own spellings (ISO 8601 and `YYYY-MM-DD HH:MM:SS`) and
-//! dates as `YYYY-MM-DD`. With a pattern, such a column is read as text and parsed here with
-//! chrono; with a time zone, arrow-csv reads the column as local time in that zone. Either
-//! way the source emits Weir's types: TIMESTAMP in UTC microseconds, DATE in days. A value
-//! that does not parse makes its row malformed, like any other bad value.
+//! Without a pattern, times are read by Spark's default rules ([`crate::values`]); with one,
+//! the column's values are parsed with chrono and nothing else is accepted, as in Spark. A
+//! TIMESTAMP written without an offset is local time in the `time_zone` (UTC unless set).
+//! The source emits Weir's types: TIMESTAMP in UTC microseconds, DATE in days.
 
 use std::str::FromStr;
 use std::sync::Arc;
 
-use arrow_array::cast::AsArray;
 use arrow_array::timezone::Tz;
-use arrow_array::types::TimestampMicrosecondType;
-use arrow_array::{Array, ArrayRef, Date32Array, RecordBatch, TimestampMicrosecondArray};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{DataType, SchemaRef};
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
-use weir_core::{java_to_chrono, ConfigError, UTC};
+use weir_core::{java_to_chrono, ConfigError};
 
-/// How one column's times are read, when not as arrow-csv reads them by default.
+use crate::values::{self, Bad, Zone};
+
+/// How one time column's values are read.
 #[derive(Debug, Clone)]
 pub(crate) enum ColumnTime {
-    /// A TIMESTAMP read as text with a chrono pattern; local time in `zone` unless the
-    /// pattern has an offset.
+    /// A TIMESTAMP read by Spark's default rules; local time in `zone` unless it says its own.
+    Default { zone: Zone },
+    /// A TIMESTAMP read with a chrono pattern; local time in `zone` unless the pattern has an
+    /// offset.
     Pattern {
         pattern: String,
         /// The pattern as the user wrote it, for messages.
@@ -30,23 +30,21 @@ pub(crate) enum ColumnTime {
         has_offset: bool,
         zone: Tz,
     },
-    /// A DATE read as text with a chrono pattern.
+    /// A DATE read with a chrono pattern.
     DatePattern { pattern: String, written: String },
-    /// A TIMESTAMP arrow-csv reads as local time in a zone, then labels UTC.
-    Zoned,
 }
 
-/// The options as written, validated into what the decoder reads and how it converts.
+/// The options as written, validated into how each column's times are read.
 pub(crate) struct TimeOptions<'a> {
     pub(crate) timestamp_format: Option<&'a str>,
     pub(crate) date_format: Option<&'a str>,
     pub(crate) time_zone: Option<&'a str>,
 }
 
-/// What arrow-csv decodes (`read`) and how each column becomes the parsed schema's type.
+/// How each column's times are read: `None` for a DATE read by Spark's default rules and for
+/// columns that are not times.
 #[derive(Debug, Clone)]
 pub(crate) struct TimeParsing {
-    pub(crate) read: SchemaRef,
     columns: Arc<Vec<Option<ColumnTime>>>,
 }
 
@@ -88,61 +86,64 @@ impl TimeOptions<'_> {
         let dates = self
             .date_format
             .and_then(|p| pattern("date_format", p, errors));
-        let utc = Tz::from_str("+00:00").ok();
-        let mut read = Vec::new();
+        let zone = zone.or_else(|| Tz::from_str("+00:00").ok());
         let mut columns = Vec::new();
         for field in parsed.fields() {
-            let how = match field.data_type() {
-                DataType::Timestamp(..) => match (&timestamps, zone.or(utc)) {
-                    (Some(pattern), Some(zone)) => Some(ColumnTime::Pattern {
+            let how = match (field.data_type(), &zone) {
+                (DataType::Timestamp(..), Some(zone)) => Some(match &timestamps {
+                    Some(pattern) => ColumnTime::Pattern {
                         has_offset: pattern.contains("%z") || pattern.contains("%:z"),
                         pattern: pattern.clone(),
                         written: self.timestamp_format.unwrap_or_default().to_string(),
-                        zone,
-                    }),
-                    (None, _) if zone.is_some() => Some(ColumnTime::Zoned),
-                    _ => None,
-                },
-                DataType::Date32 => dates.clone().map(|pattern| ColumnTime::DatePattern {
+                        zone: *zone,
+                    },
+                    None => ColumnTime::Default {
+                        // A fixed offset is applied without looking up the zone's rules.
+                        zone: match self.time_zone.map(|n| Zone::parse(n.as_bytes())) {
+                            None => Zone::Offset(0),
+                            Some(Some(Zone::Offset(seconds))) => Zone::Offset(seconds),
+                            Some(_) => Zone::Named(*zone),
+                        },
+                    },
+                }),
+                (DataType::Date32, _) => dates.clone().map(|pattern| ColumnTime::DatePattern {
                     pattern,
                     written: self.date_format.unwrap_or_default().to_string(),
                 }),
                 _ => None,
             };
-            let read_type = match (&how, self.time_zone) {
-                (Some(ColumnTime::Zoned), Some(name)) => {
-                    DataType::Timestamp(TimeUnit::Microsecond, Some(name.into()))
-                }
-                (Some(_), _) => DataType::Utf8,
-                (None, _) => field.data_type().clone(),
-            };
-            read.push(Field::new(field.name(), read_type, field.is_nullable()));
             columns.push(how);
         }
         TimeParsing {
-            read: Arc::new(Schema::new(read)),
             columns: Arc::new(columns),
         }
     }
 }
 
 impl TimeParsing {
-    /// Whether any column is read other than as its type.
-    fn any(&self) -> bool {
-        self.columns.iter().any(Option::is_some)
+    /// Column `c`'s value `text` as a TIMESTAMP, in UTC microseconds.
+    pub(crate) fn timestamp(&self, c: usize, text: &[u8]) -> Result<i64, Bad> {
+        match self.columns.get(c).and_then(Option::as_ref) {
+            Some(ColumnTime::Default { zone }) => values::timestamp(text, zone),
+            Some(how @ ColumnTime::Pattern { .. }) => std::str::from_utf8(text)
+                .ok()
+                .and_then(|t| timestamp(how, t))
+                .ok_or(Bad::Malformed),
+            // Validation gives every TIMESTAMP column a way to be read.
+            _ => Err(Bad::Malformed),
+        }
     }
 
-    /// Whether `text` parses with column `c`'s pattern; `None` when the column has none.
-    pub(crate) fn parses(&self, c: usize, text: &[u8]) -> Option<bool> {
-        let how = self.columns.get(c)?.as_ref()?;
-        let text = std::str::from_utf8(text).ok();
-        Some(match how {
-            ColumnTime::Zoned => return None,
-            ColumnTime::Pattern { .. } => text.and_then(|t| timestamp(how, t)).is_some(),
-            ColumnTime::DatePattern { pattern, .. } => text
+    /// Column `c`'s value `text` as a DATE, in days since 1970-01-01.
+    pub(crate) fn date(&self, c: usize, text: &[u8]) -> Result<i32, Bad> {
+        match self.columns.get(c).and_then(Option::as_ref) {
+            Some(ColumnTime::DatePattern { pattern, .. }) => std::str::from_utf8(text)
+                .ok()
                 .and_then(|t| NaiveDate::parse_from_str(t, pattern).ok())
-                .is_some(),
-        })
+                .map(values::days)
+                .ok_or(Bad::Malformed),
+            _ => values::date(text),
+        }
     }
 
     /// Column `c`'s pattern as the user wrote it, when it has one.
@@ -151,52 +152,8 @@ impl TimeParsing {
             ColumnTime::Pattern { written, .. } | ColumnTime::DatePattern { written, .. } => {
                 Some(written)
             }
-            ColumnTime::Zoned => None,
+            ColumnTime::Default { .. } => None,
         }
-    }
-
-    /// The batch arrow-csv decoded, in the parsed schema's types; `None` when a value does
-    /// not parse (the batch is then judged row by row).
-    pub(crate) fn finish(&self, batch: RecordBatch, parsed: &SchemaRef) -> Option<RecordBatch> {
-        if !self.any() {
-            return Some(batch);
-        }
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
-        for (c, array) in batch.columns().iter().enumerate() {
-            let converted: ArrayRef = match self.columns.get(c).and_then(Option::as_ref) {
-                None => array.clone(),
-                Some(ColumnTime::Zoned) => Arc::new(
-                    array
-                        .as_primitive_opt::<TimestampMicrosecondType>()?
-                        .clone()
-                        .with_timezone(UTC),
-                ),
-                Some(how @ ColumnTime::Pattern { .. }) => {
-                    let strings = array.as_string_opt::<i32>()?;
-                    let mut values = Vec::with_capacity(strings.len());
-                    for text in strings.iter() {
-                        values.push(match text {
-                            None => None,
-                            Some(t) => Some(timestamp(how, t)?),
-                        });
-                    }
-                    Arc::new(TimestampMicrosecondArray::from(values).with_timezone(UTC))
-                }
-                Some(ColumnTime::DatePattern { pattern, .. }) => {
-                    let strings = array.as_string_opt::<i32>()?;
-                    let mut values = Vec::with_capacity(strings.len());
-                    for text in strings.iter() {
-                        values.push(match text {
-                            None => None,
-                            Some(t) => Some(days(NaiveDate::parse_from_str(t, pattern).ok()?)),
-                        });
-                    }
-                    Arc::new(Date32Array::from(values))
-                }
-            };
-            columns.push(converted);
-        }
-        RecordBatch::try_new(parsed.clone(), columns).ok()
     }
 }
 
@@ -229,21 +186,12 @@ fn timestamp(how: &ColumnTime, text: &str) -> Option<i64> {
         .map(|t| t.timestamp_micros())
 }
 
-fn days(date: NaiveDate) -> i32 {
-    date.signed_duration_since(NaiveDate::default()).num_days() as i32
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow_array::StringArray;
     use weir_core::parse_ddl;
 
-    fn parsing(
-        ts: Option<&str>,
-        date: Option<&str>,
-        zone: Option<&str>,
-    ) -> (TimeParsing, SchemaRef) {
+    fn parsing(ts: Option<&str>, date: Option<&str>, zone: Option<&str>) -> TimeParsing {
         let parsed = parse_ddl("ts TIMESTAMP, day DATE, n INT").unwrap();
         let mut errors = Vec::new();
         let options = TimeOptions {
@@ -253,34 +201,28 @@ mod tests {
         };
         let parsing = options.validate(&parsed, &mut errors);
         assert!(errors.is_empty(), "{errors:?}");
-        (parsing, parsed)
+        parsing
     }
 
     #[test]
     fn patterns_and_zones_give_utc_microseconds_and_days() {
-        let (parsing, parsed) =
-            parsing(Some("dd/MM/yyyy HH:mm"), Some("dd.MM.yyyy"), Some("+02:00"));
-        let batch = RecordBatch::try_new(
-            parsing.read.clone(),
-            vec![
-                Arc::new(StringArray::from(vec![Some("05/01/2024 10:30"), None])),
-                Arc::new(StringArray::from(vec![Some("02.01.1970"), None])),
-                Arc::new(arrow_array::Int32Array::from(vec![1, 2])),
-            ],
-        )
-        .unwrap();
-        let out = parsing.finish(batch, &parsed).unwrap();
-        let ts = out.column(0).as_primitive::<TimestampMicrosecondType>();
+        let with = parsing(Some("dd/MM/yyyy HH:mm"), Some("dd.MM.yyyy"), Some("+02:00"));
         // 10:30 at +02:00 is 08:30 UTC.
-        assert_eq!(ts.value(0), 1_704_443_400_000_000);
         assert_eq!(
-            out.column(1)
-                .as_primitive::<arrow_array::types::Date32Type>()
-                .value(0),
-            1
+            with.timestamp(0, b"05/01/2024 10:30"),
+            Ok(1_704_443_400_000_000)
         );
-        assert_eq!(parsing.parses(0, b"2024-01-05"), Some(false));
-        assert_eq!(parsing.parses(2, b"7"), None);
+        assert_eq!(with.date(1, b"02.01.1970"), Ok(1));
+        // A pattern accepts nothing else, as in Spark.
+        assert_eq!(with.timestamp(0, b"2024-01-05 10:30"), Err(Bad::Malformed));
+        assert_eq!(with.pattern(1), Some("dd.MM.yyyy"));
+        let zoned = parsing(None, None, Some("+02:00"));
+        assert_eq!(
+            zoned.timestamp(0, b"2024-01-05 10:30"),
+            Ok(1_704_443_400_000_000)
+        );
+        assert_eq!(zoned.date(1, b"1970-01-02"), Ok(1));
+        assert_eq!(zoned.pattern(0), None);
     }
 
     #[test]

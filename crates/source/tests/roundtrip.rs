@@ -1,6 +1,7 @@
 //! CSV round trips: arbitrary rows written by the `csv` crate (quotes, separators and line
 //! breaks inside fields, any Unicode, CRLF or LF, with or without a header or a byte-order
-//! mark) read back through the CSV source, batch size and all, give the same rows.
+//! mark) read back through the CSV source, batch size and all, give the same rows (but for
+//! rows written as blank lines, which Spark skips).
 
 #![allow(clippy::unwrap_used)]
 
@@ -179,6 +180,11 @@ proptest! {
     fn rows_written_by_the_csv_crate_read_back_the_same((layout, rows) in case()) {
         let file = write(&layout, &rows);
         let read = read(&layout, &file);
-        prop_assert_eq!(read, rows, "{:?}\n{}", layout, String::from_utf8_lossy(&file));
+        // A row written as a line of only spaces and tabs (all null under `sep = "\t"`) is
+        // not a record, for Spark as for Weir.
+        let plain = Layout { header: false, bom: false, ..layout.clone() };
+        let blank = |row: &Row| write(&plain, std::slice::from_ref(row)).iter().all(|&b| b <= b' ');
+        let expected: Vec<Row> = rows.iter().filter(|row| !blank(row)).cloned().collect();
+        prop_assert_eq!(read, expected, "{:?}\n{}", layout, String::from_utf8_lossy(&file));
     }
 }
