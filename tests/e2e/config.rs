@@ -219,3 +219,76 @@ path = "out"
         assert!(err.contains(expected), "missing:\n{expected}\nin:\n{err}");
     }
 }
+
+/// Validates `GOOD` with `extra` lines in its source: each of `refused` must exit 2 with its
+/// message, each of `accepted` must pass.
+fn source_options(refused: &[(&str, &str)], accepted: &[&str]) {
+    let ws = Workspace::new();
+    let with = |extra: &str| GOOD.replace("[sinks.archive]", &format!("{extra}\n[sinks.archive]"));
+    for (extra, expected) in refused {
+        let (code, _, err) = validate(&ws, &with(extra), &[]);
+        assert_eq!(code, Some(2), "{extra}: {err}");
+        assert!(err.contains(expected), "{extra}: {err}");
+    }
+    for extra in accepted {
+        let (code, _, err) = validate(&ws, &with(extra), &[]);
+        assert_eq!(code, Some(0), "{extra}: {err}");
+    }
+}
+
+#[test]
+fn clean_source_needs_an_archive_folder_outside_the_source() {
+    source_options(
+        &[
+            (
+                "clean_source = \"archive\"",
+                "sources.sales.source_archive_dir: is required with clean_source = \"archive\"",
+            ),
+            (
+                "clean_source = \"archive\"\nsource_archive_dir = \"in/done\"",
+                "sources.sales.source_archive_dir: \"in/done\" is inside the source's folder \"in\"",
+            ),
+            (
+                "clean_source = \"delete\"\nsource_archive_dir = \"done\"",
+                "sources.sales.source_archive_dir: only applies with clean_source = \"archive\"",
+            ),
+            (
+                "clean_source = \"move\"",
+                "sources.sales.clean_source: unknown value \"move\" (expected \"off\", \"delete\" or \"archive\")",
+            ),
+        ],
+        &[
+            "clean_source = \"DELETE\"",
+            "clean_source = \"archive\"\nsource_archive_dir = \"done\"",
+            "clean_source = \"off\"",
+        ],
+    );
+}
+
+#[test]
+fn byte_limits_and_file_ages_are_checked_with_their_key() {
+    source_options(
+        &[
+            (
+                "max_bytes_per_trigger = \"lots\"",
+                "sources.sales.max_bytes_per_trigger: invalid value: string \"lots\"",
+            ),
+            (
+                "max_bytes_per_trigger = 0",
+                "sources.sales.max_bytes_per_trigger: must be at least 1 byte",
+            ),
+            (
+                "max_file_age = \"7\"",
+                "sources.sales.max_file_age: \"7\" is not a duration",
+            ),
+            (
+                "max_file_age = \"0s\"",
+                "sources.sales.max_file_age: \"0s\" is zero",
+            ),
+        ],
+        &[
+            "max_bytes_per_trigger = \"64MiB\"\nmax_file_age = \"30d\"",
+            "max_bytes_per_trigger = 1048576\nmax_file_age = \"12h\"",
+        ],
+    );
+}

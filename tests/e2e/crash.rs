@@ -37,7 +37,27 @@ fn killed_at_random_moments_the_output_has_every_row_once() {
         "pipeline.toml",
         &exactly_once_pipeline("available_now = true", 1),
     );
-    let mut rng = Lcg(42);
+    kill_until_done(&ws, files, 30, 42, |_| {});
+    assert_exactly_once(&ws, &input);
+    let out = ws.run_ok(&["checkpoints", "state"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("sources.sales") && text.contains("60 file(s) done"),
+        "{text}"
+    );
+}
+
+/// Runs `ws`'s pipeline over `files` input files, killing it `kills` times (half at any
+/// moment, half just after a commit), then lets the last run finish. `after_kill` looks at
+/// the workspace after each kill, while nothing runs.
+fn kill_until_done(
+    ws: &Workspace,
+    files: usize,
+    kills_wanted: usize,
+    seed: u64,
+    mut after_kill: impl FnMut(&Workspace),
+) {
+    let mut rng = Lcg(seed);
     let mut kills = 0;
     let mut mid_run = 0;
     let mut runs = 0;
@@ -46,7 +66,7 @@ fn killed_at_random_moments_the_output_has_every_row_once() {
         assert!(runs < 400, "no progress after {runs} runs");
         let committed = visible_files(&ws.path("out")).len();
         let mut child = ws.spawn(&["run", "pipeline.toml", "--quiet"]);
-        if kills >= 30 {
+        if kills >= kills_wanted {
             let status = child.wait().unwrap();
             assert!(status.success(), "the last run failed: {}", ws.stderr());
             break;
@@ -72,27 +92,106 @@ fn killed_at_random_moments_the_output_has_every_row_once() {
         }
         kill9(&mut child);
         kills += 1;
+        after_kill(ws);
         let committed = visible_files(&ws.path("out")).len();
         if committed > 0 && committed < files {
             mid_run += 1;
         }
     }
     assert!(
-        kills >= 25,
+        kills >= kills_wanted * 5 / 6,
         "only {kills} kills happened before the input ran out"
     );
     // Kills before the first commit or after the last one prove little.
     assert!(
-        mid_run >= 20,
+        mid_run >= kills_wanted * 2 / 3,
         "only {mid_run} of {kills} kills came with part of the output committed"
     );
-    assert_exactly_once(&ws, &input);
-    let out = ws.run_ok(&["checkpoints", "state"]);
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains("sources.sales") && text.contains("60 file(s) done"),
-        "{text}"
+}
+
+#[test]
+fn killed_at_random_moments_with_clean_source_archive_no_file_moves_before_its_rows_commit() {
+    killed_while_cleaning("archive", 43);
+}
+
+#[test]
+fn killed_at_random_moments_with_clean_source_delete_no_file_goes_before_its_rows_commit() {
+    killed_while_cleaning("delete", 44);
+}
+
+/// The random-kill test with `clean_source = how`: after every kill, each input file no
+/// longer in `in/` has every one of its rows in the committed output (and, archived, is in
+/// `done/` as it was); at the end every file is cleaned and every row is there once.
+fn killed_while_cleaning(how: &str, seed: u64) {
+    let ws = Workspace::new();
+    let files = 40;
+    let input = ws.csv_files("in", 0, files, 1000, 40, seed);
+    let originals: std::collections::BTreeMap<String, Vec<u8>> = visible_files(&ws.path("in"))
+        .into_iter()
+        .map(|name| {
+            let bytes = std::fs::read(ws.path("in").join(&name)).unwrap();
+            (name, bytes)
+        })
+        .collect();
+    let archive = if how == "archive" {
+        "source_archive_dir = \"done\"\n"
+    } else {
+        ""
+    };
+    let pipeline = exactly_once_pipeline("available_now = true", 1).replace(
+        "max_files_per_trigger = 1\n",
+        &format!("max_files_per_trigger = 1\nclean_source = \"{how}\"\n{archive}"),
     );
+    ws.write("pipeline.toml", &pipeline);
+    let mut cleaned_mid_run = 0;
+    let check = |ws: &Workspace| -> usize {
+        let present: std::collections::BTreeSet<String> =
+            visible_files(&ws.path("in")).into_iter().collect();
+        let committed = parquet_rows(&ws.path("out"));
+        let mut cleaned = 0;
+        for (name, bytes) in &originals {
+            if present.contains(name) {
+                continue;
+            }
+            cleaned += 1;
+            let rows: Vec<&Row> = input.iter().filter(|r| &r.0 == name).collect();
+            let out = committed.iter().filter(|r| &r.0 == name).count();
+            assert_eq!(
+                out,
+                rows.len(),
+                "{name} was cleaned ({how}) with {out} of its {} rows committed",
+                rows.len()
+            );
+            if how == "archive" {
+                let archived = std::fs::read(ws.path("done").join(name))
+                    .unwrap_or_else(|e| panic!("{name} left in/ but is not in done/: {e}"));
+                assert!(
+                    &archived == bytes,
+                    "done/{name} differs from what was in in/"
+                );
+            }
+        }
+        cleaned
+    };
+    kill_until_done(&ws, files, 18, seed, |ws| {
+        let cleaned = check(ws);
+        if cleaned > 0 && cleaned < files {
+            cleaned_mid_run += 1;
+        }
+    });
+    assert_eq!(check(&ws), files, "every file is cleaned at the end");
+    assert!(
+        cleaned_mid_run >= 6,
+        "only {cleaned_mid_run} kills came with some files cleaned and some not"
+    );
+    assert_exactly_once(&ws, &input);
+    if how == "archive" {
+        assert_eq!(
+            visible_files(&ws.path("done")).len(),
+            files,
+            "one archived copy each"
+        );
+    }
 }
 
 #[test]

@@ -119,8 +119,13 @@ const FORMAT: &[u8] = b"xformat";
 
 /// The checkpoint format this Weir reads and writes: the store's keys, manifests and every
 /// component's state encoding. Any change to one of them that an older Weir would misread
-/// bumps it. Stores written before the format was recorded hold format 1.
-pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+/// bumps it. Stores written before the format was recorded hold format 1. Format 2 added
+/// the CSV source's file ages and count of files done (`max_file_age`).
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 2;
+
+/// The oldest format this Weir still reads. Opening such a store for writing marks it with
+/// [`CHECKPOINT_FORMAT_VERSION`], since what is written next is in that format.
+const OLDEST_READABLE_FORMAT: u32 = 1;
 
 fn incompatible(path: &Path, found: u32, supported: u32) -> String {
     let who = match found > supported {
@@ -167,8 +172,9 @@ impl CheckpointStore {
             path: path.to_path_buf(),
             retain: retain.max(1),
         };
-        // A new store, or one from before the format was recorded (format 1), says it now.
-        if store.check_format()?.is_none() {
+        // A new store, or one from before the format was recorded (format 1) or of an older
+        // format this Weir reads, says its format now.
+        if store.check_format()? != Some(CHECKPOINT_FORMAT_VERSION) {
             store
                 .db
                 .put(FORMAT, CHECKPOINT_FORMAT_VERSION.to_string())
@@ -186,7 +192,7 @@ impl CheckpointStore {
             .ok()
             .and_then(|t| t.parse::<u32>().ok())
             .ok_or_else(|| self.damaged(format!("checkpoint format {bytes:?} is not a number")))?;
-        if found != CHECKPOINT_FORMAT_VERSION {
+        if !(OLDEST_READABLE_FORMAT..=CHECKPOINT_FORMAT_VERSION).contains(&found) {
             return Err(StoreError::Incompatible {
                 path: self.path.clone(),
                 found,
@@ -561,7 +567,7 @@ mod tests {
                     error,
                     StoreError::Incompatible {
                         found: 7,
-                        supported: 1,
+                        supported: CHECKPOINT_FORMAT_VERSION,
                         ..
                     }
                 ),
@@ -570,7 +576,7 @@ mod tests {
             let message = error.to_string();
             assert!(
                 message.contains("checkpoint format 7")
-                    && message.contains("reads format 1")
+                    && message.contains(&format!("reads format {CHECKPOINT_FORMAT_VERSION}"))
                     && message.contains("a newer Weir"),
                 "{message}"
             );
@@ -591,7 +597,32 @@ mod tests {
             None
         );
         let store = CheckpointStore::open(dir.path(), 3).unwrap();
-        assert_eq!(store.check_format().unwrap(), Some(1));
+        assert_eq!(
+            store.check_format().unwrap(),
+            Some(CHECKPOINT_FORMAT_VERSION)
+        );
+    }
+
+    #[test]
+    fn a_store_of_an_older_readable_format_is_read_and_marked_with_this_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::open(dir.path(), 3).unwrap();
+        store
+            .db
+            .put(FORMAT, OLDEST_READABLE_FORMAT.to_string())
+            .unwrap();
+        drop(store);
+        let read_only = CheckpointStore::open_read_only(dir.path()).unwrap();
+        assert_eq!(
+            read_only.check_format().unwrap(),
+            Some(OLDEST_READABLE_FORMAT)
+        );
+        drop(read_only);
+        let store = CheckpointStore::open(dir.path(), 3).unwrap();
+        assert_eq!(
+            store.check_format().unwrap(),
+            Some(CHECKPOINT_FORMAT_VERSION)
+        );
     }
 
     fn state(store: &CheckpointStore, epoch: u64) -> Vec<(String, String)> {

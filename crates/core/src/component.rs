@@ -54,6 +54,30 @@ pub trait Source: Send + 'static {
     fn take_bad_records(&mut self) -> Result<Option<RecordBatch>> {
         Ok(None)
     }
+
+    /// The source's position at the barrier of `epoch`. The runtime calls this rather than
+    /// [`Self::snapshot`]; a source that acts on input once its epoch has committed (the CSV
+    /// source's `clean_source`) overrides it to note which input the epoch finished.
+    fn snapshot_at(&mut self, epoch: Epoch) -> Result<StageSnapshot> {
+        let _ = epoch;
+        self.snapshot()
+    }
+
+    /// What acts on this source's input once an epoch's output has committed, if anything.
+    /// Called once, before the run starts; the runtime calls the cleaner after every sink
+    /// has committed each epoch.
+    fn input_cleaner(&mut self) -> Option<Box<dyn InputCleaner>> {
+        None
+    }
+}
+
+/// Acts on a source's input after the epochs that read it have committed: deleting or
+/// archiving the files a CSV source finished. It runs after every sink's commit of the
+/// epoch, so nothing it removes is needed again.
+pub trait InputCleaner: Send + 'static {
+    /// Every sink has committed `epoch`. Failures to clean are for the cleaner to report
+    /// (a log line): the epoch's output is committed whatever happens here.
+    fn committed(&mut self, epoch: Epoch);
 }
 
 /// Transforms batches; stateful operators also emit at every barrier.

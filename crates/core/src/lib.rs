@@ -24,7 +24,7 @@ mod schema;
 mod state;
 mod time_format;
 
-pub use component::{Operator, Quota, Sink, Source};
+pub use component::{InputCleaner, Operator, Quota, Sink, Source};
 pub use duration::{parse_duration, parse_interval};
 pub use error::{CheckpointFailure, ConfigError, Error, Result};
 pub use event_time::{

@@ -14,7 +14,8 @@ use weir_core::{
 };
 
 use crate::actors::{
-    Edge, EventTimeTracker, OperatorActor, SinkActor, SourceActor, StageMetrics, MAILBOX_CAPACITY,
+    CleanerActor, Edge, EventTimeTracker, OperatorActor, SinkActor, SourceActor, StageMetrics,
+    MAILBOX_CAPACITY,
 };
 #[cfg(feature = "http")]
 use crate::http::HttpServer;
@@ -356,7 +357,13 @@ impl PipelineSpec {
         }
 
         let mut controls = Vec::new();
-        for (index, (node, source)) in self.sources.iter().zip(sources).enumerate() {
+        // Cleaners commit after every sink: see `actors/clean.rs`.
+        let mut cleaners = Vec::new();
+        for (index, (node, mut source)) in self.sources.iter().zip(sources).enumerate() {
+            if let Some(cleaner) = source.input_cleaner() {
+                let actor = CleanerActor::new(cleaner);
+                cleaners.push(CleanerActor::start_in_arbiter(&threads.next(), |_| actor));
+            }
             let edges = |upstream| -> Result<Vec<Edge>> {
                 Ok(self
                     .consumers(upstream, &operator_addrs, &sink_addrs)?
@@ -393,6 +400,7 @@ impl PipelineSpec {
             sinks: sink_addrs
                 .iter()
                 .map(|a| a.clone().recipient::<Commit>())
+                .chain(cleaners.iter().map(|c| c.clone().recipient::<Commit>()))
                 .collect(),
             ackers: self
                 .operators

@@ -1,12 +1,13 @@
 //! The CSV source's configuration: the table as written ([`CsvSourceConfig`]), and its
 //! validation into [`CsvSourceSettings`], which the running source (`csv.rs`) reads.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use serde::Deserialize;
-use weir_core::{parse_ddl, ConfigError, Result};
+use weir_core::{parse_ddl, parse_duration, ConfigError, Result};
 
 use crate::times::{TimeOptions, TimeParsing};
 
@@ -33,6 +34,17 @@ pub struct CsvSourceConfig {
     /// At most this many new files per epoch (not for `once`). Default: no limit.
     #[serde(default)]
     pub max_files_per_trigger: Option<usize>,
+    /// At most about this many bytes of new files per epoch (not for `once`; Spark's
+    /// `maxBytesPerTrigger`): a number of bytes or a size such as `"64MiB"` or `"1GB"`. An
+    /// epoch takes at least one file, however large. Default: no limit.
+    #[serde(default)]
+    pub max_bytes_per_trigger: Option<bytesize::ByteSize>,
+    /// Files modified more than this long before the newest file read so far are ignored,
+    /// and finished files that old are forgotten, so that memory and the checkpoint do not
+    /// grow with every file ever read (Spark's `maxFileAge`). Default `"7d"`. Not applied
+    /// when `latest_first` comes with a per-trigger limit, as in Spark.
+    #[serde(default)]
+    pub max_file_age: Option<String>,
     /// Read the newest files first when there is a backlog. Default `false`.
     #[serde(default)]
     pub latest_first: bool,
@@ -66,6 +78,27 @@ pub struct CsvSourceConfig {
     /// offset such as `"+02:00"`, or a region such as `"Europe/Paris"`. Default UTC.
     #[serde(default)]
     pub time_zone: Option<String>,
+    /// What happens to a file once the epoch that finished reading it has committed (Spark's
+    /// `cleanSource`): `"off"` (default) leaves it, `"delete"` deletes it, `"archive"` moves
+    /// it into `source_archive_dir`. Never before every sink has committed its rows.
+    #[serde(default)]
+    pub clean_source: Option<String>,
+    /// With `clean_source = "archive"`: where finished files move, each at its path below the
+    /// source's folder (or the fixed part of its glob). Must be outside that folder.
+    #[serde(default)]
+    pub source_archive_dir: Option<String>,
+}
+
+/// What the CSV source does with a file once the epoch that finished it has committed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CleanSource {
+    /// Leave it (Spark's default).
+    #[default]
+    Off,
+    /// Delete it.
+    Delete,
+    /// Move it into this folder.
+    Archive(PathBuf),
 }
 
 /// What the CSV source does with a malformed row (Spark's `mode`).
@@ -115,6 +148,8 @@ impl Default for CsvSourceConfig {
             escape: default_escape(),
             max_files_per_trigger: None,
             latest_first: false,
+            max_bytes_per_trigger: None,
+            max_file_age: None,
             batch_size: default_batch_size(),
             mode: None,
             corrupt_record_column: None,
@@ -122,6 +157,8 @@ impl Default for CsvSourceConfig {
             timestamp_format: None,
             date_format: None,
             time_zone: None,
+            clean_source: None,
+            source_archive_dir: None,
         }
     }
 }
@@ -148,8 +185,12 @@ pub struct CsvSourceSettings {
     pub(crate) quote: u8,
     pub(crate) escape: u8,
     pub(crate) max_files_per_trigger: Option<usize>,
+    pub(crate) max_bytes_per_trigger: Option<u64>,
+    /// `None` when files never age out.
+    pub(crate) max_file_age: Option<Duration>,
     pub(crate) latest_first: bool,
     pub(crate) batch_size: usize,
+    pub(crate) clean_source: CleanSource,
 }
 
 /// Where a file source finds its files.
@@ -260,6 +301,8 @@ impl CsvSourceConfig {
         } else {
             Location::Folder(PathBuf::from(&self.path))
         };
+        let clean_source = self.clean_source(&location, &mut errors);
+        let (max_bytes_per_trigger, max_file_age) = self.limits(&mut errors);
         match (columns, times, errors.is_empty()) {
             (Some((parsed, schema, corrupt_at)), Some(times), true) => Ok(CsvSourceSettings {
                 location,
@@ -274,15 +317,96 @@ impl CsvSourceConfig {
                 quote,
                 escape,
                 max_files_per_trigger: self.max_files_per_trigger,
+                max_bytes_per_trigger,
+                max_file_age,
                 latest_first: self.latest_first,
                 batch_size: self.batch_size,
+                clean_source,
             }),
             _ => Err(errors),
         }
     }
 }
 
+/// Spark's `maxFileAge` default.
+const DEFAULT_MAX_FILE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
 impl CsvSourceConfig {
+    /// `max_bytes_per_trigger`, and `max_file_age` as it applies (`None`: never).
+    fn limits(&self, errors: &mut Vec<ConfigError>) -> (Option<u64>, Option<Duration>) {
+        let bytes = self.max_bytes_per_trigger.map(|b| b.as_u64());
+        if bytes == Some(0) {
+            errors.push(ConfigError::new(
+                "max_bytes_per_trigger",
+                "must be at least 1 byte (leave it out for no limit)",
+            ));
+        }
+        let age = match self.max_file_age.as_deref().map(parse_duration) {
+            None => DEFAULT_MAX_FILE_AGE,
+            Some(Ok(age)) => age,
+            Some(Err(e)) => {
+                errors.push(ConfigError::new("max_file_age", e));
+                DEFAULT_MAX_FILE_AGE
+            }
+        };
+        // With the newest files first, what is left for later is older than what was read:
+        // ageing it out would drop a backlog the limit only postponed (Spark's rule too).
+        let limited = self.max_files_per_trigger.is_some() || bytes.is_some();
+        let age = (!(self.latest_first && limited)).then_some(age);
+        (bytes, age)
+    }
+
+    /// `clean_source` and `source_archive_dir`, checked against each other and the folder.
+    fn clean_source(&self, location: &Location, errors: &mut Vec<ConfigError>) -> CleanSource {
+        let how = self.clean_source.as_deref().map(str::to_ascii_lowercase);
+        let archive = self.source_archive_dir.as_deref();
+        match (how.as_deref(), archive) {
+            (None | Some("off") | Some("delete"), Some(_)) => {
+                errors.push(ConfigError::new(
+                    "source_archive_dir",
+                    "only applies with clean_source = \"archive\"",
+                ));
+                CleanSource::Off
+            }
+            (None | Some("off"), None) => CleanSource::Off,
+            (Some("delete"), None) => CleanSource::Delete,
+            (Some("archive"), None) => {
+                errors.push(ConfigError::new(
+                    "source_archive_dir",
+                    "is required with clean_source = \"archive\" (the folder finished files move to)",
+                ));
+                CleanSource::Off
+            }
+            (Some("archive"), Some(dir)) => {
+                let absolute =
+                    |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+                let (dir, root) = (PathBuf::from(dir), location.root());
+                if dir.as_os_str().is_empty() {
+                    errors.push(ConfigError::new("source_archive_dir", "must name a folder"));
+                } else if absolute(&dir).starts_with(absolute(&root)) {
+                    errors.push(ConfigError::new(
+                        "source_archive_dir",
+                        format!(
+                            "\"{}\" is inside the source's folder \"{}\": archived files would be read again (choose a folder outside it)",
+                            dir.display(),
+                            root.display()
+                        ),
+                    ));
+                }
+                CleanSource::Archive(dir)
+            }
+            (Some(other), _) => {
+                errors.push(ConfigError::new(
+                    "clean_source",
+                    format!(
+                        "unknown value \"{other}\" (expected \"off\", \"delete\" or \"archive\")"
+                    ),
+                ));
+                CleanSource::Off
+            }
+        }
+    }
+
     /// The columns read from the files, the columns emitted, and where the corrupt-record
     /// column is among the latter.
     fn columns(

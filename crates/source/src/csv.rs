@@ -1,30 +1,38 @@
 //! The running CSV source: discovery, admission, decoding files on their own threads, and
 //! its position in checkpoints. Its configuration is in `config.rs`.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::SchemaRef;
-use weir_core::{bad_records_schema, Error, Quota, Result, Source, StageSnapshot, StateEntries};
+use weir_core::{
+    bad_records_schema, Epoch, Error, InputCleaner, Quota, Result, Source, StageSnapshot,
+    StateEntries,
+};
 
+use crate::clean::{finished_at, Cleaner, Cleanup};
 use crate::config::*;
 use crate::decode::{BadRecord, Decoded, FileDecoder};
+use crate::seen::{modified, Modified, SeenFiles};
 
 impl CsvSourceSettings {
     /// The running source. Nothing is read until it is asked to discover and admit files.
     pub fn build(&self) -> CsvSource {
+        let cleanup = (self.clean_source != CleanSource::Off)
+            .then(|| Cleanup::new(self.clean_source.clone(), self.location.root()));
         CsvSource {
             settings: self.clone(),
-            seen: HashSet::new(),
+            cleanup,
+            seen: SeenFiles::default(),
             backlog: VecDeque::new(),
+            admitted_bytes: 0,
             admitted: VecDeque::new(),
             current: None,
             next: None,
@@ -41,10 +49,13 @@ impl CsvSourceSettings {
 /// Reads the CSV files of a folder, each once, in the order they appeared.
 pub struct CsvSource {
     settings: CsvSourceSettings,
-    /// Every file ever discovered, so that a file is read once even if it stays in the folder.
-    seen: HashSet<PathBuf>,
+    /// Every file discovered and not yet aged out, so that a file is read once even if it
+    /// stays in the folder.
+    seen: SeenFiles,
     /// Discovered, waiting to be admitted into an epoch.
-    backlog: VecDeque<PathBuf>,
+    backlog: VecDeque<Listed>,
+    /// Bytes of the files admitted into the epoch being read, for `max_bytes_per_trigger`.
+    admitted_bytes: u64,
     /// Admitted into the current epoch, not yet opened.
     admitted: VecDeque<PathBuf>,
     current: Option<OpenFile>,
@@ -54,6 +65,8 @@ pub struct CsvSource {
     resume: Option<(PathBuf, u64)>,
     /// Files read to the end since the last snapshot.
     finished: Vec<PathBuf>,
+    /// With `clean_source`: the finished files waiting for their epoch to commit.
+    cleanup: Option<Arc<Mutex<Cleanup>>>,
     /// Files read to the end, ever.
     done: u64,
     /// Malformed rows met since progress last asked.
@@ -73,6 +86,13 @@ const ROWS_DECODED_AHEAD: usize = 256 * 1024;
 /// ... and at most this many batches ahead (found by the fuzzer, which reads tiny files
 /// with batch sizes of 1 to 4 and ran at 20 files a second).
 const MAX_BATCHES_AHEAD: usize = 256;
+
+/// A discovered file, as listed.
+struct Listed {
+    path: PathBuf,
+    modified: Modified,
+    bytes: u64,
+}
 
 struct OpenFile {
     path: PathBuf,
@@ -106,6 +126,14 @@ impl Drop for OpenFile {
 const FINISHED: u8 = b'f';
 const CURRENT: &[u8] = b"c";
 const MALFORMED: &[u8] = b"m";
+const DONE: &[u8] = b"n";
+const AGES: &[u8] = b"a";
+
+fn finished_key(path: &Path) -> Vec<u8> {
+    let mut key = vec![FINISHED];
+    key.extend_from_slice(path.as_os_str().as_bytes());
+    key
+}
 
 impl CsvSource {
     fn list(&self) -> Result<Vec<PathBuf>> {
@@ -203,7 +231,9 @@ impl CsvSource {
         };
         // The next file to read: admitted into this epoch, or else the first of the backlog,
         // which the next epoch admits first (a guess that is checked when it is opened).
-        let after = self.admitted.front().or(self.backlog.front()).cloned();
+        let after = (self.admitted.front())
+            .or(self.backlog.front().map(|l| &l.path))
+            .cloned();
         if let Some(after) = after {
             let ahead = self.open(&after);
             self.next = Some((after, ahead));
@@ -236,7 +266,7 @@ impl Source for CsvSource {
     }
 
     fn discover(&mut self) -> Result<()> {
-        let mut fresh: Vec<(SystemTime, PathBuf)> = Vec::new();
+        let mut fresh: Vec<Listed> = Vec::new();
         for path in self.list()? {
             if is_hidden(&path) || self.seen.contains(&path) {
                 continue;
@@ -247,27 +277,52 @@ impl Source for CsvSource {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(Error::io("cannot inspect", &path, e)),
             };
-            if !meta.is_file() {
+            let modified = modified(&meta);
+            if !meta.is_file() || !self.seen.is_new(&path, modified) {
                 continue;
             }
-            fresh.push((meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), path));
+            fresh.push(Listed {
+                path,
+                modified,
+                bytes: meta.len(),
+            });
         }
-        fresh.sort();
+        fresh.sort_by(|a, b| (a.modified, &a.path).cmp(&(b.modified, &b.path)));
         if self.settings.latest_first {
             fresh.reverse();
         }
-        for (_, path) in fresh {
-            self.seen.insert(path.clone());
-            self.backlog.push_back(path);
+        for listed in fresh {
+            self.seen.insert(&listed.path, listed.modified);
+            self.backlog.push_back(listed);
         }
         Ok(())
     }
 
     fn admit(&mut self, quota: Quota) -> usize {
-        let n = quota
+        let files = quota
             .allows(self.settings.max_files_per_trigger)
             .min(self.backlog.len());
-        self.admitted.extend(self.backlog.drain(..n));
+        let (bytes_limit, first_of_epoch) = match quota {
+            Quota::All => (None, true),
+            Quota::PerTrigger { already } => (self.settings.max_bytes_per_trigger, already == 0),
+        };
+        if first_of_epoch {
+            self.admitted_bytes = 0;
+        }
+        let mut n = 0;
+        while let Some(listed) = self.backlog.get(n).filter(|_| n < files) {
+            // An epoch takes at least one file, however large, as Spark's does.
+            let over = bytes_limit.is_some_and(|limit| self.admitted_bytes + listed.bytes > limit);
+            if over && !(first_of_epoch && n == 0) {
+                break;
+            }
+            self.admitted_bytes += listed.bytes;
+            n += 1;
+        }
+        for listed in self.backlog.drain(..n) {
+            self.seen.admitted(listed.modified);
+            self.admitted.push_back(listed.path);
+        }
         n
     }
 
@@ -275,13 +330,37 @@ impl Source for CsvSource {
         self.backlog.len()
     }
 
+    fn snapshot_at(&mut self, epoch: Epoch) -> Result<StageSnapshot> {
+        if let Some(cleanup) = &self.cleanup {
+            finished_at(cleanup, epoch, self.finished.clone())?;
+        }
+        self.snapshot()
+    }
+
+    fn input_cleaner(&mut self) -> Option<Box<dyn InputCleaner>> {
+        let cleanup = self.cleanup.as_ref()?;
+        Some(Box::new(Cleaner(cleanup.clone())))
+    }
+
     fn snapshot(&mut self) -> Result<StageSnapshot> {
         let mut snapshot = StageSnapshot::default();
         for path in self.finished.drain(..) {
-            let mut key = vec![FINISHED];
-            key.extend_from_slice(path.as_os_str().as_bytes());
-            snapshot.delta.put(key, Vec::new());
+            let modified = self.seen.finished(&path);
+            snapshot
+                .delta
+                .put(finished_key(&path), modified.to_be_bytes().to_vec());
         }
+        if let Some(max_age) = self.settings.max_file_age {
+            for path in self.seen.age_out(max_age) {
+                snapshot.delta.delete(finished_key(&path));
+            }
+        }
+        if let (Some(newest), Some(ignore_before)) = self.seen.ages() {
+            let mut value = newest.to_be_bytes().to_vec();
+            value.extend_from_slice(&ignore_before.to_be_bytes());
+            snapshot.delta.put(AGES, value);
+        }
+        snapshot.delta.put(DONE, self.done.to_be_bytes().to_vec());
         // A file opened but not yet read from counts as not started. A file a checkpoint
         // left part-read and not yet reopened keeps its position.
         let current = match (&self.current, &self.resume) {
@@ -307,21 +386,32 @@ impl Source for CsvSource {
             }
             None => snapshot.delta.delete(CURRENT),
         }
-        snapshot.state_keys = self.done + u64::from(current.is_some());
-        snapshot.state_bytes = self
-            .seen
-            .iter()
-            .map(|p| p.as_os_str().len() as u64 + 1)
-            .sum();
+        snapshot.state_keys = self.seen.remembered() as u64 + u64::from(current.is_some());
+        snapshot.state_bytes = self.seen.path_bytes() + 8 * self.seen.remembered() as u64;
         Ok(snapshot)
     }
 
     fn restore(&mut self, state: StateEntries) -> Result<()> {
+        let mut restored_finished = Vec::new();
+        let mut done = None;
         for (key, value) in state {
             if key.first() == Some(&FINISHED) {
-                self.seen
-                    .insert(PathBuf::from(OsStr::from_bytes(&key[1..])));
+                let path = PathBuf::from(OsStr::from_bytes(&key[1..]));
+                // Checkpoints before `max_file_age` hold no time: such files are kept.
+                let modified = <[u8; 8]>::try_from(&value[..]).ok().map(i64::from_be_bytes);
+                self.seen.restore_finished(&path, modified);
+                // Finished in a committed checkpoint, whose sinks finish its commit as they
+                // restore: cleaned at this run's first commit, if a crash left it in place.
+                if self.cleanup.is_some() && path.exists() {
+                    restored_finished.push(path);
+                }
                 self.done += 1;
+            } else if key == DONE && value.len() == 8 {
+                done = <[u8; 8]>::try_from(&value[..]).ok().map(u64::from_be_bytes);
+            } else if key == AGES && value.len() == 16 {
+                let (newest, ignore_before) = value.split_at(8);
+                let read = |b: &[u8]| <[u8; 8]>::try_from(b).ok().map(i64::from_be_bytes);
+                self.seen.restore_ages(read(newest), read(ignore_before));
             } else if key == MALFORMED && value.len() == 8 {
                 self.malformed_total = u64::from_be_bytes(value[..].try_into().unwrap_or_default());
             } else if key == CURRENT && value.len() >= 8 {
@@ -329,7 +419,8 @@ impl Source for CsvSource {
                 let rows = u64::from_be_bytes(rows.try_into().unwrap_or_default());
                 let path = PathBuf::from(OsStr::from_bytes(path));
                 // It is read first, from where the checkpoint left it.
-                self.seen.insert(path.clone());
+                let modified = fs::metadata(&path).map_or(Modified::MAX, |m| modified(&m));
+                self.seen.insert(&path, modified);
                 self.admitted.push_front(path.clone());
                 self.resume = Some((path, rows));
             } else {
@@ -337,6 +428,11 @@ impl Source for CsvSource {
                     "unknown csv source state key {key:?}"
                 )));
             }
+        }
+        // Files forgotten by age are no longer keys; the count of every file done is.
+        self.done = done.unwrap_or(self.done);
+        if let Some(cleanup) = &self.cleanup {
+            finished_at(cleanup, Epoch(0), restored_finished)?;
         }
         Ok(())
     }
@@ -427,6 +523,7 @@ mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int32Type;
+    use std::time::SystemTime;
 
     fn config(dir: &Path) -> CsvSourceConfig {
         CsvSourceConfig {
@@ -812,6 +909,129 @@ mod tests {
             "{shown}"
         );
         assert!(source.next_batch().unwrap().is_none());
+    }
+
+    /// Writes `name` into `dir` with one row of count `n`, modified `days_ago`.
+    fn file_aged(dir: &Path, name: &str, n: i32, days_ago: u64) {
+        let path = dir.join(name);
+        fs::write(&path, format!("File;Shop;Sale_Count\n{name};S;{n}\n")).unwrap();
+        let when = SystemTime::now() - std::time::Duration::from_secs(days_ago * 86_400);
+        let file = fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(when).unwrap();
+    }
+
+    #[test]
+    fn max_bytes_per_trigger_admits_files_up_to_the_bytes_and_at_least_one() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, days_ago) in [(1, 4), (2, 3), (3, 2), (4, 1)] {
+            file_aged(dir.path(), &format!("f{i}.csv"), i, days_ago);
+        }
+        let one = fs::metadata(dir.path().join("f1.csv")).unwrap().len();
+        let epochs = |limit: u64| {
+            let mut source = CsvSourceConfig {
+                max_bytes_per_trigger: Some(bytesize::ByteSize(limit)),
+                ..config(dir.path())
+            }
+            .validate()
+            .unwrap()
+            .build();
+            source.discover().unwrap();
+            let mut epochs = Vec::new();
+            loop {
+                let admitted = source.admit(Quota::PerTrigger { already: 0 });
+                if admitted == 0 {
+                    break epochs;
+                }
+                // Within the epoch (the continuous trigger), the limit still holds.
+                let more = source.admit(Quota::PerTrigger { already: admitted });
+                epochs.push((admitted + more, read_all(&mut source)));
+            }
+        };
+        assert_eq!(
+            epochs(2 * one + 1),
+            [(2, vec![1, 2]), (2, vec![3, 4])],
+            "two files an epoch"
+        );
+        assert_eq!(
+            epochs(one / 2),
+            [(1, vec![1]), (1, vec![2]), (1, vec![3]), (1, vec![4])],
+            "a file larger than the limit still makes an epoch"
+        );
+        // `once` takes everything.
+        let mut source = CsvSourceConfig {
+            max_bytes_per_trigger: Some(bytesize::ByteSize(1)),
+            ..config(dir.path())
+        }
+        .validate()
+        .unwrap()
+        .build();
+        source.discover().unwrap();
+        assert_eq!(source.admit(Quota::All), 4);
+    }
+
+    #[test]
+    fn files_older_than_max_file_age_are_forgotten_once_finished_and_then_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        file_aged(dir.path(), "a.csv", 1, 10);
+        file_aged(dir.path(), "b.csv", 2, 5);
+        file_aged(dir.path(), "c.csv", 3, 0);
+        // The first listing reads every file, however old, as Spark's first batch does.
+        let mut source = admitted_all(config(dir.path()));
+        assert_eq!(read_all(&mut source), [1, 2, 3]);
+        let snapshot = source.snapshot().unwrap();
+        assert_eq!(
+            snapshot.state_keys, 2,
+            "a.csv (10 days older than c.csv) is forgotten"
+        );
+        assert!(
+            snapshot.detail.starts_with("3 file(s) done"),
+            "{}",
+            snapshot.detail
+        );
+        let state = snapshot.delta.clone().into_entries();
+        let names: Vec<&[u8]> = state.iter().map(|(k, _)| &k[..]).collect();
+        assert!(names.iter().any(|k| k.ends_with(b"b.csv")), "{names:?}");
+        assert!(!names.iter().any(|k| k.ends_with(b"a.csv")), "{names:?}");
+
+        // Restored, a.csv is not read again, nor a new file as old; a new file is.
+        file_aged(dir.path(), "old.csv", 4, 8);
+        file_aged(dir.path(), "d.csv", 5, 0);
+        let mut restored = restored(config(dir.path()), snapshot);
+        assert_eq!(restored.admit(Quota::All), 1);
+        assert_eq!(read_all(&mut restored), [5]);
+        assert!(restored
+            .snapshot()
+            .unwrap()
+            .detail
+            .starts_with("4 file(s) done"));
+
+        // A longer age keeps them all.
+        let mut kept = admitted_all(CsvSourceConfig {
+            max_file_age: Some("30d".into()),
+            ..config(dir.path())
+        });
+        read_all(&mut kept);
+        assert_eq!(kept.snapshot().unwrap().state_keys, 5);
+    }
+
+    #[test]
+    fn latest_first_with_a_limit_never_ages_files_out() {
+        let dir = tempfile::tempdir().unwrap();
+        file_aged(dir.path(), "a.csv", 1, 10);
+        file_aged(dir.path(), "b.csv", 2, 0);
+        let newest_first = CsvSourceConfig {
+            latest_first: true,
+            max_files_per_trigger: Some(1),
+            ..config(dir.path())
+        };
+        let mut source = newest_first.validate().unwrap().build();
+        source.discover().unwrap();
+        assert_eq!(source.admit(Quota::PerTrigger { already: 0 }), 1);
+        assert_eq!(read_all(&mut source), [2]);
+        // A restart lists the folder again: the older file, left for later, is still read.
+        let mut restored = restored(newest_first, source.snapshot().unwrap());
+        assert_eq!(restored.admit(Quota::PerTrigger { already: 0 }), 1);
+        assert_eq!(read_all(&mut restored), [1]);
     }
 
     #[test]

@@ -24,13 +24,15 @@
 //! }
 //! ```
 
+mod clean;
 mod config;
 mod csv;
 mod decode;
+mod seen;
 mod split;
 mod times;
 mod values;
 
-pub use crate::config::{CsvSourceConfig, CsvSourceSettings, Location, MalformedMode};
+pub use crate::config::{CleanSource, CsvSourceConfig, CsvSourceSettings, Location, MalformedMode};
 pub use crate::csv::CsvSource;
 pub use crate::decode::BadRecord;

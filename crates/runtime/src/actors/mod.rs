@@ -2,6 +2,7 @@
 //! every data send waits for the receiver to handle the message, so memory stays bounded.
 
 mod align;
+mod clean;
 mod event_time;
 mod operator;
 mod sink;
@@ -15,6 +16,7 @@ use arrow_array::RecordBatch;
 use futures::future::join_all;
 use weir_core::{Envelope, StreamMessage};
 
+pub(crate) use clean::CleanerActor;
 pub(crate) use event_time::EventTimeTracker;
 pub(crate) use operator::OperatorActor;
 pub(crate) use sink::SinkActor;

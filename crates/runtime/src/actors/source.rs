@@ -296,7 +296,7 @@ impl Handler<Pump> for SourceActor {
                 _ => None,
             };
             // The position goes with the barrier: everything before it, nothing after.
-            let snapshot = match barrier.map(|_| act.source.snapshot()).transpose() {
+            let snapshot = match barrier.map(|b| act.source.snapshot_at(b.epoch)).transpose() {
                 Ok(snapshot) => snapshot,
                 Err(error) => return act.fail(error, ctx),
             };
