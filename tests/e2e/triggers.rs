@@ -88,8 +88,24 @@ fn processing_time_picks_up_new_files_each_interval_and_stops_on_sigterm() {
 
 #[test]
 fn continuous_reads_files_as_they_arrive_and_sigint_commits_what_was_read() {
+    continuous_reads_files_as_they_arrive(true);
+}
+
+#[test]
+fn continuous_without_notifications_lists_the_folder_and_reads_files_as_they_arrive() {
+    continuous_reads_files_as_they_arrive(false);
+}
+
+/// The continuous trigger over files dropped one by one into a folder made after the start,
+/// learning of them from notifications (`watch`) or from listings only.
+fn continuous_reads_files_as_they_arrive(watch: bool) {
     let ws = Workspace::new();
-    ws.write("pipeline.toml", &notebook_pipeline("", 1));
+    let pipeline = notebook_pipeline("", 1).replace(
+        "max_files_per_trigger = 1\n",
+        &format!("max_files_per_trigger = 1\nwatch = {watch}\n"),
+    );
+    assert!(pipeline.contains("watch = "), "{pipeline}");
+    ws.write("pipeline.toml", &pipeline);
     // The folder does not exist yet: a continuous run waits for it.
     let mut child = ws.spawn(&["run", "pipeline.toml"]);
     let mut input = Vec::new();

@@ -45,6 +45,15 @@ pub struct CsvSourceConfig {
     /// when `latest_first` comes with a per-trigger limit, as in Spark.
     #[serde(default)]
     pub max_file_age: Option<String>,
+    /// Learn of new files from file-system notifications (inotify) rather than by listing
+    /// the folder at every poll of the continuous and `processing_time` triggers. Default
+    /// `true`; `false` lists every time (for file systems that send no notifications).
+    #[serde(default = "default_true")]
+    pub watch: bool,
+    /// With `watch`: the folder is still listed in full this often, in case notifications
+    /// were lost. Default `"30s"`.
+    #[serde(default)]
+    pub full_listing_interval: Option<String>,
     /// Read the newest files first when there is a backlog. Default `false`.
     #[serde(default)]
     pub latest_first: bool,
@@ -124,6 +133,10 @@ impl MalformedMode {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
+
 fn default_sep() -> String {
     ",".into()
 }
@@ -150,6 +163,8 @@ impl Default for CsvSourceConfig {
             latest_first: false,
             max_bytes_per_trigger: None,
             max_file_age: None,
+            watch: true,
+            full_listing_interval: None,
             batch_size: default_batch_size(),
             mode: None,
             corrupt_record_column: None,
@@ -188,6 +203,8 @@ pub struct CsvSourceSettings {
     pub(crate) max_bytes_per_trigger: Option<u64>,
     /// `None` when files never age out.
     pub(crate) max_file_age: Option<Duration>,
+    pub(crate) watch: bool,
+    pub(crate) full_listing_interval: Duration,
     pub(crate) latest_first: bool,
     pub(crate) batch_size: usize,
     pub(crate) clean_source: CleanSource,
@@ -303,6 +320,15 @@ impl CsvSourceConfig {
         };
         let clean_source = self.clean_source(&location, &mut errors);
         let (max_bytes_per_trigger, max_file_age) = self.limits(&mut errors);
+        let full_listing_interval = match self.full_listing_interval.as_deref().map(parse_duration)
+        {
+            None => DEFAULT_FULL_LISTING_INTERVAL,
+            Some(Ok(interval)) => interval,
+            Some(Err(e)) => {
+                errors.push(ConfigError::new("full_listing_interval", e));
+                DEFAULT_FULL_LISTING_INTERVAL
+            }
+        };
         match (columns, times, errors.is_empty()) {
             (Some((parsed, schema, corrupt_at)), Some(times), true) => Ok(CsvSourceSettings {
                 location,
@@ -319,6 +345,8 @@ impl CsvSourceConfig {
                 max_files_per_trigger: self.max_files_per_trigger,
                 max_bytes_per_trigger,
                 max_file_age,
+                watch: self.watch,
+                full_listing_interval,
                 latest_first: self.latest_first,
                 batch_size: self.batch_size,
                 clean_source,
@@ -330,6 +358,9 @@ impl CsvSourceConfig {
 
 /// Spark's `maxFileAge` default.
 const DEFAULT_MAX_FILE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How often a watched folder is listed in full anyway.
+const DEFAULT_FULL_LISTING_INTERVAL: Duration = Duration::from_secs(30);
 
 impl CsvSourceConfig {
     /// `max_bytes_per_trigger`, and `max_file_age` as it applies (`None`: never).

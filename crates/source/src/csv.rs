@@ -21,6 +21,7 @@ use crate::clean::{finished_at, Cleaner, Cleanup};
 use crate::config::*;
 use crate::decode::{BadRecord, Decoded, FileDecoder};
 use crate::seen::{modified, Modified, SeenFiles};
+use crate::watch::{Changes, Discovery};
 
 impl CsvSourceSettings {
     /// The running source. Nothing is read until it is asked to discover and admit files.
@@ -30,6 +31,10 @@ impl CsvSourceSettings {
         CsvSource {
             settings: self.clone(),
             cleanup,
+            discovery: match self.watch {
+                true => Discovery::First,
+                false => Discovery::Listing,
+            },
             seen: SeenFiles::default(),
             backlog: VecDeque::new(),
             admitted_bytes: 0,
@@ -49,6 +54,8 @@ impl CsvSourceSettings {
 /// Reads the CSV files of a folder, each once, in the order they appeared.
 pub struct CsvSource {
     settings: CsvSourceSettings,
+    /// Listing, or watching for new files.
+    discovery: Discovery,
     /// Every file discovered and not yet aged out, so that a file is read once even if it
     /// stays in the folder.
     seen: SeenFiles,
@@ -266,8 +273,13 @@ impl Source for CsvSource {
     }
 
     fn discover(&mut self) -> Result<()> {
+        let s = &self.settings;
+        let listed = match self.discovery.changes(&s.location, s.full_listing_interval) {
+            Changes::Everything => self.list()?,
+            Changes::Paths(paths) => paths,
+        };
         let mut fresh: Vec<Listed> = Vec::new();
-        for path in self.list()? {
+        for path in listed {
             if is_hidden(&path) || self.seen.contains(&path) {
                 continue;
             }

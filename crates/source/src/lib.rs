@@ -32,6 +32,7 @@ mod seen;
 mod split;
 mod times;
 mod values;
+mod watch;
 
 pub use crate::config::{CleanSource, CsvSourceConfig, CsvSourceSettings, Location, MalformedMode};
 pub use crate::csv::CsvSource;
