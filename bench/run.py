@@ -11,6 +11,8 @@ Workloads (bench/README.md says more):
       it off, alternately, 5 runs each: the overhead of observing a run
   W3  continuous trigger, checkpoint.interval 100ms, files dropped one at a time:
       latency from a file's rename into the folder to its rows in committed output
+  W10 W3 in a folder already holding 100,000 small files, with inotify (watch) and without:
+      the cost of finding a new file among many
   W4  W1 with 1,000,000 distinct keys under the continuous trigger, checkpoints every 100 ms
       against checkpoints off; then the time a restart takes to load that state
   W5  start-up: one small file, from process start to exit
@@ -383,13 +385,23 @@ def versus_row(label, r, rows):
             f"{r['weir_rss']:.0f} MB | {r['duck_rss']:.0f} MB |")
 
 
-def w3(weir, data, work, files):
-    """Drops files one at a time into a watched folder; latency to committed output."""
+def w3(weir, data, work, files, existing=0, watch=True):
+    """Drops files one at a time into a watched folder; latency to committed output. With
+    `existing`, the folder first holds that many small files (10 rows each), which weir reads
+    before the drops begin; `watch` turns inotify on or off (listing at every poll)."""
     import pyarrow.parquet as pq
 
     work = fresh(work)
     inbox = fresh(f"{work}/in")
-    toml = pipeline(work, inbox, ARCHIVE.format(work=work), trigger=None, interval="100ms", max_files=1000)
+    old = set()
+    for i in range(existing):
+        name = f"old_{i:07}.csv"
+        with open(f"{inbox}/{name}", "w") as f:
+            f.write("File;Shop;Sale_Count\n" + "".join(f"{name};Shop_{j:03};{j}\n" for j in range(10)))
+        old.add(name)
+    body = ARCHIVE.format(work=work).replace("[sinks.archive]", f"watch = {str(watch).lower()}\n\n[sinks.archive]")
+    toml = pipeline(work, inbox, body, trigger=None, interval="100ms", max_files=1000)
+    started = time.monotonic()
     proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", f"{work}/.time.txt", weir, "run", toml, "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     sources = sorted(glob.glob(f"{data}/in/*.csv"))[:files]
@@ -413,7 +425,12 @@ def w3(weir, data, work, files):
     stopped_at = [0.0]
     watcher = threading.Thread(target=watch)
     watcher.start()
-    time.sleep(0.5)  # let weir start and list the empty folder
+    time.sleep(0.5)  # let weir start and list the folder
+    while len(old.intersection(seen)) < len(old):
+        if proc.poll() is not None:
+            raise SystemExit(f"W3: weir exited {proc.returncode} while reading the existing files")
+        time.sleep(0.05)
+    caught_up = time.monotonic() - started
     for source in sources:
         name = os.path.basename(source)
         shutil.copy(source, f"{inbox}/.{name}")
@@ -427,9 +444,11 @@ def w3(weir, data, work, files):
     with open(f"{work}/.time.txt") as f:
         rss = int(f.read().strip().splitlines()[-1]) / 1024
     latencies = sorted((seen[n] - dropped[n]) * 1000 for n in dropped if n in seen)
+    assert all(n in seen for n in old), "W3: existing files were lost"
     assert len(latencies) == len(dropped), f"W3: only {len(latencies)} of {len(dropped)} files became visible"
     p = lambda q: latencies[min(len(latencies) - 1, int(round(q * (len(latencies) - 1))))]
-    return {"p50_ms": p(0.5), "p99_ms": p(0.99), "max_ms": latencies[-1], "files": len(latencies), "weir_rss": rss}
+    return {"p50_ms": p(0.5), "p99_ms": p(0.99), "max_ms": latencies[-1], "files": len(latencies), "weir_rss": rss,
+            "caught_up_s": caught_up}
 
 
 def w4_run(weir, data, w, rows, checkpoint):
@@ -502,6 +521,7 @@ def main():
     parser.add_argument("--data", default=os.path.join(HERE, "data"))
     parser.add_argument("--work", default=os.path.join(HERE, "work"))
     parser.add_argument("--w3-files", type=int, default=40)
+    parser.add_argument("--w10-existing", type=int, default=100_000, help="files already in W10's folder")
     parser.add_argument("--only", default="W1,W1-http,W2,W3,W4,W5,W6,W7")
     parser.add_argument("--results", default=os.path.join(HERE, "results.md"))
     args = parser.parse_args()
@@ -562,6 +582,14 @@ def main():
         say(f"W3 continuous, checkpoint.interval 100ms, {r['files']} files of {args.rows:,} rows dropped 250 ms apart: "
             f"latency to committed output p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms; "
             f"peak RSS {r['weir_rss']:.0f} MB.\n")
+    if "W10" in only:
+        for watch in (True, False):
+            r = w3(weir, data("zipf"), f"{args.work}/w10", args.w3_files, existing=args.w10_existing, watch=watch)
+            how = "notifications (watch = true)" if watch else "listing at every poll (watch = false)"
+            say(f"W10 W3 in a folder already holding {args.w10_existing:,} files of 10 rows, {how}: the existing files read "
+                f"in {r['caught_up_s']:.1f} s (from process start); then {r['files']} files dropped 250 ms apart, latency to "
+                f"committed output p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms; peak RSS "
+                f"{r['weir_rss']:.0f} MB.\n")
     if "W4" in only:
         r = w4(weir, data("keys1m", "--shops", "1000000", "--uniform"), f"{args.work}/w4", rows)
         loss = (r["on"]["seconds"] - r["off"]["seconds"]) / r["off"]["seconds"] * 100

@@ -25,23 +25,31 @@ pub(crate) fn show(path: &Path, num_rows: usize, truncate: bool, sep: char) -> a
     Ok(())
 }
 
-/// Files a reader should see: no hidden (`.`) or in-progress (`_`) names, sorted by name so
-/// that epochs come in order.
+/// Files a reader should see: no hidden (`.`) or in-progress (`_`) names, in partition
+/// folders too (`Shop=A/…`, whose column the files do not hold), sorted by path so that
+/// epochs come in order within a folder.
 fn committed_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let entries =
-        std::fs::read_dir(path).with_context(|| format!("cannot list {}", path.display()))?;
     let mut files = Vec::new();
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("cannot list {}", path.display()))?
-            .path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let visible = !name.starts_with('.') && !name.starts_with('_');
-        if visible && path.is_file() && (name.ends_with(".parquet") || name.ends_with(".csv")) {
-            files.push(path);
+    let mut folders = vec![path.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let entries = std::fs::read_dir(&folder)
+            .with_context(|| format!("cannot list {}", folder.display()))?;
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("cannot list {}", folder.display()))?
+                .path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') || name.starts_with('_') {
+                continue;
+            }
+            if path.is_dir() {
+                folders.push(path);
+            } else if name.ends_with(".parquet") || name.ends_with(".csv") {
+                files.push(path);
+            }
         }
     }
     files.sort();

@@ -217,9 +217,15 @@ for f, s, c in zip(*(table.column(i).to_pylist() for i in range(3))):
     print(f"{f};{s};{c}")
 "#;
     let out = python(script, dir);
-    let mut lines = out.lines();
-    let types = lines.next().unwrap().split(';').map(String::from).collect();
-    let rows = lines
+    let (types, rows) = out.split_once('\n').unwrap_or((&out, ""));
+    let types = types.split(';').map(String::from).collect();
+    (parse_rows(rows), types)
+}
+
+/// `File;Shop;Sale_Count` lines as rows, sorted.
+fn parse_rows(text: &str) -> Vec<Row> {
+    let rows = text
+        .lines()
         .map(|l| {
             let parts: Vec<&str> = l.split(';').collect();
             (
@@ -229,7 +235,32 @@ for f, s, c in zip(*(table.column(i).to_pylist() for i in range(3))):
             )
         })
         .collect();
-    (sorted(rows), types)
+    sorted(rows)
+}
+
+/// The rows of the Hive-partitioned parquet folder `dir` (`Shop=…/part-….parquet`), read
+/// back by `reader`, `"duckdb"` (`hive_partitioning = true`) or `"pyarrow"`
+/// (`partitioning = "hive"`): the Shop column comes from the folder names.
+pub(crate) fn hive_rows(dir: &Path, reader: &str) -> Vec<Row> {
+    let script = match reader {
+        "duckdb" => {
+            r#"
+import sys, duckdb
+query = f"SELECT File, Shop, Sale_Count FROM read_parquet('{sys.argv[1]}/**/*.parquet', hive_partitioning = true)"
+for f, s, c in duckdb.sql(query).fetchall():
+    print(f"{f};{s};{c}")
+"#
+        }
+        _ => {
+            r#"
+import sys, pyarrow.dataset as ds
+table = ds.dataset(sys.argv[1], format="parquet", partitioning="hive").to_table()
+for f, s, c in zip(*(table.column(n).to_pylist() for n in ["File", "Shop", "Sale_Count"])):
+    print(f"{f};{s};{c}")
+"#
+        }
+    };
+    parse_rows(&python(script, dir))
 }
 
 /// Runs a Python `script` with `dir` as its argument; its standard output.

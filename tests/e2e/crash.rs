@@ -37,7 +37,8 @@ fn killed_at_random_moments_the_output_has_every_row_once() {
         "pipeline.toml",
         &exactly_once_pipeline("available_now = true", 1),
     );
-    kill_until_done(&ws, files, 30, 42, |_| {});
+    let committed = |ws: &Workspace| visible_files(&ws.path("out")).len();
+    kill_until_done(&ws, (committed, files), 30, 42, |_| {});
     assert_exactly_once(&ws, &input);
     let out = ws.run_ok(&["checkpoints", "state"]);
     let text = String::from_utf8(out.stdout).unwrap();
@@ -47,16 +48,18 @@ fn killed_at_random_moments_the_output_has_every_row_once() {
     );
 }
 
-/// Runs `ws`'s pipeline over `files` input files, killing it `kills` times (half at any
-/// moment, half just after a commit), then lets the last run finish. `after_kill` looks at
+/// Runs `ws`'s pipeline, killing it `kills_wanted` times (half at any moment, half just
+/// after a commit), then lets the last run finish. `progress` says how much output is
+/// committed (a count that grows at each commit) and what it ends at; `after_kill` looks at
 /// the workspace after each kill, while nothing runs.
 fn kill_until_done(
     ws: &Workspace,
-    files: usize,
+    progress: (impl Fn(&Workspace) -> usize, usize),
     kills_wanted: usize,
     seed: u64,
     mut after_kill: impl FnMut(&Workspace),
 ) {
+    let (committed_now, total) = progress;
     let mut rng = Lcg(seed);
     let mut kills = 0;
     let mut mid_run = 0;
@@ -64,7 +67,7 @@ fn kill_until_done(
     loop {
         runs += 1;
         assert!(runs < 400, "no progress after {runs} runs");
-        let committed = visible_files(&ws.path("out")).len();
+        let committed = committed_now(ws);
         let mut child = ws.spawn(&["run", "pipeline.toml", "--quiet"]);
         if kills >= kills_wanted {
             let status = child.wait().unwrap();
@@ -78,7 +81,7 @@ fn kill_until_done(
             // A moment just after the next commit, wherever the protocol is then, so that
             // every run makes some progress however slow the machine is.
             let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while visible_files(&ws.path("out")).len() <= committed
+            while committed_now(ws) <= committed
                 && child.try_wait().unwrap().is_none()
                 && std::time::Instant::now() < deadline
             {
@@ -93,8 +96,8 @@ fn kill_until_done(
         kill9(&mut child);
         kills += 1;
         after_kill(ws);
-        let committed = visible_files(&ws.path("out")).len();
-        if committed > 0 && committed < files {
+        let committed = committed_now(ws);
+        if committed > 0 && committed < total {
             mid_run += 1;
         }
     }
@@ -173,7 +176,8 @@ fn killed_while_cleaning(how: &str, seed: u64) {
         }
         cleaned
     };
-    kill_until_done(&ws, files, 18, seed, |ws| {
+    let committed = |ws: &Workspace| visible_files(&ws.path("out")).len();
+    kill_until_done(&ws, (committed, files), 18, seed, |ws| {
         let cleaned = check(ws);
         if cleaned > 0 && cleaned < files {
             cleaned_mid_run += 1;
@@ -592,4 +596,67 @@ fn every_rename_is_synced_before_the_checkpoint_that_depends_on_it() {
         sync.is_some() && sync < wal_sync(made),
         "out/_tmp is not durable before the first checkpoint"
     );
+}
+
+#[test]
+fn partitioned_and_rolled_parquet_killed_at_random_moments_reads_back_once_with_hive_partitioning()
+{
+    let ws = Workspace::new();
+    let input = ws.csv_files("in", 0, 30, 1000, 7, 45);
+    let pipeline = format!(
+        r#"
+[checkpoint]
+path = "state"
+interval = "50ms"
+
+[trigger]
+available_now = true
+{source}
+[sinks.archive]
+type = "parquet"
+input = "sales"
+path = "out"
+partition_by = ["Shop"]
+max_rows_per_file = 60
+"#,
+        source = csv_source("sales", "in", 1)
+    );
+    ws.write("pipeline.toml", &pipeline);
+    // Committed files, below the partition folders; every epoch adds some.
+    let committed = |ws: &Workspace| {
+        visible_files(&ws.path("out"))
+            .iter()
+            .map(|folder| visible_files(&ws.path("out").join(folder)).len())
+            .sum::<usize>()
+    };
+    kill_until_done(&ws, (committed, usize::MAX), 12, 46, |_| {});
+    let folders = visible_files(&ws.path("out"));
+    assert_eq!(folders.len(), 7, "{folders:?}");
+    for folder in &folders {
+        assert!(folder.starts_with("Shop=Shop_"), "{folder}");
+        for file in visible_files(&ws.path("out").join(folder)) {
+            let rows = parquet_file_rows_without_shop(&ws.path("out").join(folder).join(&file));
+            assert!(rows <= 60, "{folder}/{file} holds {rows} rows");
+        }
+    }
+    let expected = sorted(input);
+    assert_eq!(
+        hive_rows(&ws.path("out"), "duckdb"),
+        expected,
+        "DuckDB, hive_partitioning"
+    );
+    assert_eq!(
+        hive_rows(&ws.path("out"), "pyarrow"),
+        expected,
+        "pyarrow, partitioning=hive"
+    );
+}
+
+/// Rows in one parquet file of a partition folder, from its metadata.
+fn parquet_file_rows_without_shop(path: &std::path::Path) -> i64 {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(file).unwrap();
+    parquet::file::reader::FileReader::metadata(&reader)
+        .file_metadata()
+        .num_rows()
 }

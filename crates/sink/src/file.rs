@@ -1,7 +1,9 @@
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow_array::{Int64Array, RecordBatch};
@@ -14,6 +16,8 @@ use weir_core::{
     CheckpointFailure, ConfigError, Epoch, Error, OutputMode, Result, Sink, StageSnapshot,
     StateEntries,
 };
+
+use crate::partition::Partitioning;
 
 /// The hidden folder, inside a file sink's folder, that holds in-progress and pending files.
 /// Readers skip names that start with `_` or `.`, as Spark, pyarrow and DuckDB globs do.
@@ -58,6 +62,18 @@ pub struct FileSinkConfig {
     /// parquet only: `"snappy"` (default, as in Spark) or `"none"`.
     #[serde(default)]
     pub compression: Option<String>,
+    /// append and update modes: a file holds at most this many rows, and the epoch goes on
+    /// in a new one (Spark's `maxRecordsPerFile`). Default: no limit.
+    #[serde(default)]
+    pub max_rows_per_file: Option<u64>,
+    /// append and update modes: a file that reaches about this size (`"128MiB"`, `"1GB"` or
+    /// bytes) is closed and the epoch goes on in a new one. Default: no limit.
+    #[serde(default)]
+    pub max_file_size: Option<bytesize::ByteSize>,
+    /// append and update modes: Hive-style folders by these columns' values
+    /// (`["Shop"]` writes `Shop=Shop_001/part-….parquet`); the columns leave the files.
+    #[serde(default)]
+    pub partition_by: Vec<String>,
 }
 
 /// A validated file sink config, bound to its format, input schema and output mode.
@@ -72,6 +88,9 @@ pub struct FileSinkSettings {
     header: bool,
     sep: u8,
     compression: Compression,
+    max_rows_per_file: Option<u64>,
+    max_file_size: Option<u64>,
+    partitioning: Option<Partitioning>,
 }
 
 impl FileSinkConfig {
@@ -155,6 +174,8 @@ impl FileSinkConfig {
             }
             fields.push(Field::new(EPOCH_COLUMN, DataType::Int64, false));
         }
+        let schema = Arc::new(Schema::new(fields));
+        let partitioning = self.files(mode, &schema, &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -162,11 +183,56 @@ impl FileSinkConfig {
             dir: PathBuf::from(&self.path),
             format,
             mode,
-            schema: Arc::new(Schema::new(fields)),
+            schema: partitioning
+                .as_ref()
+                .map_or(schema, Partitioning::file_schema),
             header: self.header.unwrap_or(true),
             sep,
             compression,
+            max_rows_per_file: self.max_rows_per_file,
+            max_file_size: self.max_file_size.map(|b| b.as_u64()),
+            partitioning,
         })
+    }
+
+    /// `max_rows_per_file`, `max_file_size` and `partition_by`: only for the modes that add
+    /// files (complete mode replaces one `result.*`).
+    fn files(
+        &self,
+        mode: OutputMode,
+        schema: &Schema,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Partitioning> {
+        let set = [
+            ("max_rows_per_file", self.max_rows_per_file.is_some()),
+            ("max_file_size", self.max_file_size.is_some()),
+            ("partition_by", !self.partition_by.is_empty()),
+        ];
+        if mode == OutputMode::Complete {
+            for (key, _) in set.iter().filter(|(_, set)| *set) {
+                errors.push(ConfigError::new(
+                    *key,
+                    "applies to the append and update modes: complete mode writes the whole result as one result file",
+                ));
+            }
+            return None;
+        }
+        if self.max_rows_per_file == Some(0) {
+            errors.push(ConfigError::new("max_rows_per_file", "must be at least 1"));
+        }
+        if self.max_file_size.is_some_and(|b| b.as_u64() == 0) {
+            errors.push(ConfigError::new("max_file_size", "must be at least 1 byte"));
+        }
+        if self.partition_by.is_empty() {
+            return None;
+        }
+        match Partitioning::new(schema, &self.partition_by) {
+            Ok(partitioning) => Some(partitioning),
+            Err(message) => {
+                errors.push(ConfigError::new("partition_by", message));
+                None
+            }
+        }
     }
 }
 
@@ -188,7 +254,8 @@ impl FileSinkSettings {
             settings: self.clone(),
             tmp,
             epoch: Epoch(1),
-            writer: None,
+            writers: BTreeMap::new(),
+            next_part: 0,
             pending: Vec::new(),
             committed: Vec::new(),
         })
@@ -201,7 +268,11 @@ pub struct FileSink {
     tmp: PathBuf,
     /// The epoch whose rows are being written.
     epoch: Epoch,
-    writer: Option<(PathBuf, Writer)>,
+    /// The files being written in this epoch, by partition folder (`""` without
+    /// `partition_by`).
+    writers: BTreeMap<String, OpenFile>,
+    /// The part number the epoch's next file takes.
+    next_part: u32,
     /// Closed files waiting for their epoch to commit.
     pending: Vec<PendingFile>,
     /// Epochs committed since the last snapshot, whose records the next one deletes.
@@ -239,8 +310,103 @@ fn pending_key(epoch: Epoch) -> Vec<u8> {
 }
 
 enum Writer {
-    Parquet(Box<ArrowWriter<BufWriter<File>>>),
-    Csv(Box<arrow_csv::Writer<BufWriter<File>>>),
+    Parquet(Box<ArrowWriter<Counted>>),
+    Csv(Box<arrow_csv::Writer<Counted>>),
+}
+
+/// A file being written, in `_tmp`.
+struct OpenFile {
+    path: PathBuf,
+    /// Its name when committed, relative to the sink's folder.
+    visible: String,
+    writer: Writer,
+    rows: u64,
+    /// Bytes handed to the file so far (see [`Counted`]).
+    bytes: Arc<AtomicU64>,
+}
+
+/// A file's buffered writer that counts what goes through it, for `max_file_size`.
+struct Counted {
+    out: BufWriter<File>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl OpenFile {
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let failed = |e: String| Error::Io {
+            action: "cannot write",
+            path: self.path.clone(),
+            error: std::io::Error::other(e),
+        };
+        match &mut self.writer {
+            Writer::Parquet(w) => w.write(batch).map_err(|e| failed(e.to_string()))?,
+            Writer::Csv(w) => w.write(batch).map_err(|e| failed(e.to_string()))?,
+        }
+        self.rows += batch.num_rows() as u64;
+        Ok(())
+    }
+
+    /// About the size the file has now: what reached it, and for parquet the row group
+    /// still held in memory.
+    fn size(&self) -> u64 {
+        let held = match &self.writer {
+            Writer::Parquet(w) => w.in_progress_size() as u64,
+            Writer::Csv(_) => 0,
+        };
+        self.bytes.load(Ordering::Relaxed) + held
+    }
+
+    fn is_full(&self, settings: &FileSinkSettings) -> bool {
+        settings
+            .max_rows_per_file
+            .is_some_and(|max| self.rows >= max)
+            || settings.max_file_size.is_some_and(|max| self.size() >= max)
+    }
+
+    /// Ends the file, syncs it and renames it to its pending name. The caller syncs `_tmp`
+    /// before a checkpoint names it.
+    fn finish(self, epoch: Epoch, dir: &Path) -> Result<PendingFile> {
+        let path = self.path;
+        let failed = |e: String| Error::Io {
+            action: "cannot finish",
+            path: path.clone(),
+            error: std::io::Error::other(e),
+        };
+        let out = match self.writer {
+            Writer::Parquet(w) => w.into_inner().map_err(|e| failed(e.to_string()))?,
+            Writer::Csv(w) => w.into_inner(),
+        };
+        let file = out
+            .out
+            .into_inner()
+            .map_err(|e| failed(e.error().to_string()))?;
+        file.sync_all()
+            .map_err(|e| Error::io("cannot sync", &path, e))?;
+        // `part-….parquet.pending`: no reader's glob for the format (`out/**/*.parquet`,
+        // which DuckDB does not stop at `_tmp`) matches a file not yet committed.
+        let pending = path.with_extension(PENDING_EXTENSION);
+        fs::rename(&path, &pending).map_err(|e| Error::io("cannot rename", &path, e))?;
+        let meta = fs::metadata(&pending).map_err(|e| Error::io("cannot inspect", &pending, e))?;
+        Ok(PendingFile {
+            epoch,
+            hidden: pending,
+            visible: dir.join(&self.visible),
+            inode: Some(meta.ino()),
+            modified: Some(modified_ns(&meta)),
+        })
+    }
 }
 
 impl FileSink {
@@ -249,9 +415,8 @@ impl FileSink {
     fn check_fresh(&self) -> Result<()> {
         let dir = &self.settings.dir;
         let ext = format!(".{}", self.settings.format.extension());
-        for entry in fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))? {
-            let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for path in output_files(dir)? {
+            let name = file_name(&path);
             if (name.starts_with("part-") || name.starts_with("result.")) && name.ends_with(&ext) {
                 return Err(Error::Input(format!(
                     "{} already holds output of an earlier run ({name}) but there is no checkpoint to resume it from; empty the folder, choose another path, or point checkpoint.path at that run's checkpoint",
@@ -337,14 +502,8 @@ impl FileSink {
     /// checkpoint finds none (files commit only after their checkpoint); one that fell back
     /// to an earlier checkpoint finds those of the epochs it will read again.
     fn remove_later(&self, epoch: Epoch) -> Result<()> {
-        let dir = &self.settings.dir;
-        for entry in fs::read_dir(dir).map_err(|e| Error::io("cannot list", dir, e))? {
-            let path = entry.map_err(|e| Error::io("cannot list", dir, e))?.path();
-            let later = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(part_epoch)
-                .is_some_and(|e| e > epoch.0);
+        for path in output_files(&self.settings.dir)? {
+            let later = part_epoch(&file_name(&path)).is_some_and(|e| e > epoch.0);
             if later {
                 tracing::warn!(file = %path.display(), "removing output of an epoch after the checkpoint");
                 fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
@@ -353,28 +512,41 @@ impl FileSink {
         Ok(())
     }
 
-    fn file_name(&self, epoch: Epoch) -> String {
+    /// The committed name of the epoch's file number `part` in `folder`, relative to the
+    /// sink's folder.
+    fn visible_name(&self, part: u32, folder: &str) -> String {
         let ext = self.settings.format.extension();
         match self.settings.mode {
             // One table, replaced whole at every epoch.
             OutputMode::Complete => format!("result.{ext}"),
-            // Deterministic per (epoch, part): a re-run of an epoch writes the same name.
+            // Deterministic per (epoch, part): a re-run of an epoch reads the same rows in
+            // the same order, so it writes the same names.
             OutputMode::Append | OutputMode::Update => {
-                format!("part-{:06}-{:04}.{ext}", epoch.0, 0)
+                let name = format!("part-{:06}-{part:04}.{ext}", self.epoch.0);
+                match folder.is_empty() {
+                    true => name,
+                    false => format!("{folder}/{name}"),
+                }
             }
         }
     }
 
-    fn open(&self) -> Result<(PathBuf, Writer)> {
+    /// Opens the epoch's next file, to be committed in `folder`.
+    fn open(&mut self, folder: &str) -> Result<OpenFile> {
+        let part = self.next_part;
+        self.next_part += 1;
         let name = format!(
-            "part-{:06}-{:04}.{}.inprogress",
+            "part-{:06}-{part:04}.{}.inprogress",
             self.epoch.0,
-            0,
             self.settings.format.extension()
         );
         let path = self.tmp.join(name);
         let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
-        let out = BufWriter::with_capacity(1 << 20, file);
+        let bytes = Arc::new(AtomicU64::new(0));
+        let out = Counted {
+            out: BufWriter::with_capacity(1 << 20, file),
+            bytes: bytes.clone(),
+        };
         let schema = self.settings.schema.clone();
         let writer = match self.settings.format {
             FileFormat::Parquet => {
@@ -394,7 +566,43 @@ impl FileSink {
                     .build(out),
             )),
         };
-        Ok((path, writer))
+        Ok(OpenFile {
+            path,
+            visible: self.visible_name(part, folder),
+            writer,
+            rows: 0,
+            bytes,
+        })
+    }
+
+    /// Writes `batch` into `folder`'s file, rolling to a new file where a limit says.
+    fn write_into(&mut self, folder: String, batch: &RecordBatch) -> Result<()> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if !self.writers.contains_key(&folder) {
+                let file = self.open(&folder)?;
+                self.writers.insert(folder.clone(), file);
+            }
+            let Some(file) = self.writers.get_mut(&folder) else {
+                return Err(Error::Internal("a file sink lost its open file".into()));
+            };
+            let room = self
+                .settings
+                .max_rows_per_file
+                .map_or(u64::MAX, |max| max.saturating_sub(file.rows));
+            let take = usize::try_from(room)
+                .unwrap_or(usize::MAX)
+                .min(batch.num_rows() - offset);
+            file.write(&batch.slice(offset, take))?;
+            offset += take;
+            if file.is_full(&self.settings) {
+                if let Some(full) = self.writers.remove(&folder) {
+                    let pending = full.finish(self.epoch, &self.settings.dir)?;
+                    self.pending.push(pending);
+                }
+            }
+        }
+        Ok(())
     }
 
     fn with_epoch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
@@ -409,6 +617,33 @@ impl FileSink {
         RecordBatch::try_new(self.settings.schema.clone(), columns)
             .map_err(|e| Error::arrow("file sink", e))
     }
+}
+
+/// Every file below a sink's folder, partition folders included, but not `_tmp` nor any
+/// other name a reader skips (`_…`, `.…`).
+fn output_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in fs::read_dir(&folder).map_err(|e| Error::io("cannot list", &folder, e))? {
+            let entry = entry.map_err(|e| Error::io("cannot list", &folder, e))?;
+            let path = entry.path();
+            if file_name(&path).starts_with(['_', '.']) {
+                continue;
+            }
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => folders.push(path),
+                _ => files.push(path),
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// A file's modification time in nanoseconds since 1970.
@@ -428,57 +663,27 @@ impl Sink for FileSink {
             return Ok(());
         }
         let batch = self.with_epoch(batch)?;
-        if self.writer.is_none() {
-            self.writer = Some(self.open()?);
-        }
-        if let Some((path, writer)) = &mut self.writer {
-            let failed = |e: String| Error::Io {
-                action: "cannot write",
-                path: path.clone(),
-                error: std::io::Error::other(e),
-            };
-            match writer {
-                Writer::Parquet(w) => w.write(&batch).map_err(|e| failed(e.to_string()))?,
-                Writer::Csv(w) => w.write(&batch).map_err(|e| failed(e.to_string()))?,
-            }
+        let parts = match &self.settings.partitioning {
+            Some(partitioning) => partitioning.split(&batch)?,
+            None => vec![(String::new(), batch)],
+        };
+        for (folder, rows) in parts {
+            self.write_into(folder, &rows)?;
         }
         Ok(())
     }
 
     fn pre_commit(&mut self, epoch: Epoch) -> Result<()> {
-        if let Some((path, writer)) = self.writer.take() {
-            let failed = |e: String| Error::Io {
-                action: "cannot finish",
-                path: path.clone(),
-                error: std::io::Error::other(e),
-            };
-            let out = match writer {
-                Writer::Parquet(w) => w.into_inner().map_err(|e| failed(e.to_string()))?,
-                Writer::Csv(w) => w.into_inner(),
-            };
-            let file = out
-                .into_inner()
-                .map_err(|e| failed(e.error().to_string()))?;
-            file.sync_all()
-                .map_err(|e| Error::io("cannot sync", &path, e))?;
-            // `part-….parquet.pending`: no reader's glob for the format (`out/**/*.parquet`,
-            // which DuckDB does not stop at `_tmp`) matches a file not yet committed.
-            let pending = path.with_extension(PENDING_EXTENSION);
-            fs::rename(&path, &pending).map_err(|e| Error::io("cannot rename", &path, e))?;
-            // The rename is durable before the checkpoint names the pending file.
+        for (_, file) in std::mem::take(&mut self.writers) {
+            let pending = file.finish(epoch, &self.settings.dir)?;
+            self.pending.push(pending);
+        }
+        if self.pending.iter().any(|p| p.epoch == epoch) {
+            // The renames are durable before the checkpoint names the pending files.
             sync_dir(&self.tmp)?;
-            let meta =
-                fs::metadata(&pending).map_err(|e| Error::io("cannot inspect", &pending, e))?;
-            let (inode, modified) = (meta.ino(), modified_ns(&meta));
-            self.pending.push(PendingFile {
-                epoch,
-                hidden: pending,
-                visible: self.settings.dir.join(self.file_name(epoch)),
-                inode: Some(inode),
-                modified: Some(modified),
-            });
         }
         self.epoch = epoch.next();
+        self.next_part = 0;
         Ok(())
     }
 
@@ -492,7 +697,18 @@ impl Sink for FileSink {
         }
         let mut ready = ready;
         ready.sort_by_key(|p| p.epoch);
+        // The folders whose entries change, synced once each after the renames: the sink's
+        // own, and every partition folder with the folders above it that had to be made.
+        let mut touched = BTreeSet::from([self.settings.dir.clone()]);
         for file in &ready {
+            if let Some(parent) = file.visible.parent().filter(|p| *p != self.settings.dir) {
+                if !parent.exists() {
+                    fs::create_dir_all(parent)
+                        .map_err(|e| Error::io("cannot create", parent, e))?;
+                }
+                let below = parent.ancestors().take_while(|a| *a != self.settings.dir);
+                touched.extend(below.map(Path::to_path_buf));
+            }
             match fs::rename(&file.hidden, &file.visible) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -504,7 +720,11 @@ impl Sink for FileSink {
                 self.committed.push(file.epoch);
             }
         }
-        sync_dir(&self.settings.dir)
+        // Deepest first, so that a folder's entry is synced after what it holds.
+        for dir in touched.iter().rev() {
+            sync_dir(dir)?;
+        }
+        Ok(())
     }
 
     fn start(&mut self, resume: Option<(Epoch, StateEntries)>) -> Result<()> {
@@ -532,10 +752,11 @@ impl Sink for FileSink {
         for done in self.committed.drain(..) {
             snapshot.delta.delete(pending_key(done));
         }
-        let name = |p: &Path| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
+        let dir = &self.settings.dir;
+        // The final name relative to the sink's folder: a partition folder is part of it.
+        let relative = |p: &Path| {
+            p.strip_prefix(dir)
+                .map_or_else(|_| file_name(p), |r| r.display().to_string())
         };
         let lines: Vec<String> = self
             .pending
@@ -547,13 +768,17 @@ impl Sink for FileSink {
                     (Some(inode), None) => format!("\t{inode}"),
                     _ => String::new(),
                 };
-                format!("{}\t{}{identity}", name(&p.hidden), name(&p.visible))
+                format!(
+                    "{}\t{}{identity}",
+                    file_name(&p.hidden),
+                    relative(&p.visible)
+                )
             })
             .collect();
         if !lines.is_empty() {
             snapshot.delta.put(pending_key(epoch), lines.join("\n"));
         }
-        let files: Vec<String> = self.pending.iter().map(|p| name(&p.visible)).collect();
+        let files: Vec<String> = self.pending.iter().map(|p| relative(&p.visible)).collect();
         snapshot.state_keys = self.pending.len() as u64;
         snapshot.detail = match files.is_empty() {
             true => "no pending files".into(),
@@ -564,7 +789,9 @@ impl Sink for FileSink {
 
     fn close(&mut self) -> Result<()> {
         // An epoch that never reached its barrier leaves nothing visible.
-        if let Some((path, _)) = self.writer.take() {
+        for (_, file) in std::mem::take(&mut self.writers) {
+            let path = file.path;
+            drop(file.writer);
             fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
         }
         Ok(())
@@ -629,6 +856,168 @@ mod tests {
         assert_eq!(text, "Shop,Sale_Count\na,1\n");
     }
 
+    /// A fresh start of `settings` is refused: the folder holds an earlier run's output.
+    fn assert_refused_as_earlier_output(settings: &FileSinkSettings) {
+        let err = settings.build().unwrap().start(None).err().unwrap();
+        let err = err.to_string();
+        assert!(
+            err.contains("already holds output of an earlier run"),
+            "{err}"
+        );
+    }
+
+    fn sink_with(dir: &Path, config: FileSinkConfig) -> (SchemaRef, FileSinkSettings) {
+        let schema = parse_ddl("Shop STRING, Sale_Count INT").unwrap();
+        let config = FileSinkConfig {
+            path: dir.display().to_string(),
+            ..config
+        };
+        let settings = config
+            .validate(FileFormat::Csv, &schema, OutputMode::Append)
+            .unwrap();
+        (schema, settings)
+    }
+
+    #[test]
+    fn files_roll_at_max_rows_per_file_and_at_max_file_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let by_rows = FileSinkConfig {
+            max_rows_per_file: Some(4),
+            ..FileSinkConfig::default()
+        };
+        let (schema, settings) = sink_with(dir.path(), by_rows);
+        let mut sink = settings.build().unwrap();
+        sink.start(None).unwrap();
+        let shops = ["a"; 7];
+        sink.write(&batch(&schema, &shops, &[1, 2, 3, 4, 5, 6, 7]))
+            .unwrap();
+        sink.write(&batch(&schema, &["a", "a", "a"], &[8, 9, 10]))
+            .unwrap();
+        sink.pre_commit(Epoch(1)).unwrap();
+        sink.commit(Epoch(1)).unwrap();
+        let files = visible(dir.path());
+        assert_eq!(
+            files,
+            [
+                "part-000001-0000.csv",
+                "part-000001-0001.csv",
+                "part-000001-0002.csv"
+            ]
+        );
+        let lines: Vec<usize> = files
+            .iter()
+            .map(|f| {
+                fs::read_to_string(dir.path().join(f))
+                    .unwrap()
+                    .lines()
+                    .count()
+                    - 1
+            })
+            .collect();
+        assert_eq!(lines, [4, 4, 2]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let by_size = FileSinkConfig {
+            max_file_size: Some(bytesize::ByteSize(40)),
+            ..FileSinkConfig::default()
+        };
+        let (schema, settings) = sink_with(dir.path(), by_size);
+        let mut sink = settings.build().unwrap();
+        sink.start(None).unwrap();
+        for n in 0..10 {
+            sink.write(&batch(&schema, &["shop_with_a_long_name"], &[n]))
+                .unwrap();
+        }
+        sink.pre_commit(Epoch(1)).unwrap();
+        sink.commit(Epoch(1)).unwrap();
+        let files = visible(dir.path());
+        assert!(files.len() >= 4, "{files:?}");
+        let mut rows = 0;
+        for f in &files {
+            let text = fs::read_to_string(dir.path().join(f)).unwrap();
+            // A file closes at the first write that takes it to the size, not before.
+            assert!(text.len() < 40 + 30, "{f}: {} bytes", text.len());
+            rows += text.lines().count() - 1;
+        }
+        assert_eq!(rows, 10);
+    }
+
+    #[test]
+    fn partitions_are_folders_committed_with_their_epoch_and_recovered_from_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = FileSinkConfig {
+            partition_by: vec!["Shop".into()],
+            ..FileSinkConfig::default()
+        };
+        let (schema, settings) = sink_with(dir.path(), config);
+        let mut sink = settings.build().unwrap();
+        sink.start(None).unwrap();
+        sink.write(&batch(&schema, &["a", "b/c", "a"], &[1, 2, 3]))
+            .unwrap();
+        sink.pre_commit(Epoch(1)).unwrap();
+        let state = sink.snapshot(Epoch(1)).unwrap();
+        assert!(visible(dir.path()).is_empty());
+        drop(sink); // a crash after the checkpoint, before the commit
+        let mut restarted = settings.build().unwrap();
+        restarted
+            .start(Some((Epoch(1), state.delta.into_entries())))
+            .unwrap();
+        assert_eq!(visible(dir.path()), ["Shop=a", "Shop=b%2Fc"]);
+        let a = fs::read_to_string(dir.path().join("Shop=a/part-000001-0000.csv")).unwrap();
+        assert_eq!(a, "Sale_Count\n1\n3\n");
+        let b = fs::read_to_string(dir.path().join("Shop=b%2Fc/part-000001-0001.csv")).unwrap();
+        assert_eq!(b, "Sale_Count\n2\n");
+        // A later run without that checkpoint finds the partition folders' output.
+        assert_refused_as_earlier_output(&settings);
+    }
+
+    #[test]
+    fn file_limits_and_partitions_are_checked() {
+        let schema = parse_ddl("Shop STRING, Sale_Count INT").unwrap();
+        let errors = |config: FileSinkConfig, mode| {
+            let config = FileSinkConfig {
+                path: "out".into(),
+                ..config
+            };
+            let errors = config
+                .validate(FileFormat::Parquet, &schema, mode)
+                .err()
+                .unwrap();
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let all = FileSinkConfig {
+            max_rows_per_file: Some(10),
+            max_file_size: Some(bytesize::ByteSize(1000)),
+            partition_by: vec!["Shop".into()],
+            ..FileSinkConfig::default()
+        };
+        let text = errors(all, OutputMode::Complete);
+        for key in ["max_rows_per_file", "max_file_size", "partition_by"] {
+            assert!(
+                text.contains(&format!("{key}: applies to the append and update modes")),
+                "{text}"
+            );
+        }
+        let bad = FileSinkConfig {
+            max_rows_per_file: Some(0),
+            partition_by: vec!["Nope".into()],
+            ..FileSinkConfig::default()
+        };
+        let text = errors(bad, OutputMode::Append);
+        assert!(
+            text.contains("max_rows_per_file: must be at least 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("partition_by: no column \"Nope\" to partition by"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn complete_mode_replaces_one_result_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -668,17 +1057,7 @@ mod tests {
         let settings = config
             .validate(FileFormat::Parquet, &schema, OutputMode::Append)
             .unwrap();
-        let err = settings
-            .build()
-            .unwrap()
-            .start(None)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.contains("already holds output of an earlier run"),
-            "{err}"
-        );
+        assert_refused_as_earlier_output(&settings);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 
 mod console;
 mod file;
+mod partition;
 
 pub use console::{format_table, ConsoleSink, ConsoleSinkConfig, Table};
 pub use file::{FileFormat, FileSink, FileSinkConfig, FileSinkSettings, EPOCH_COLUMN, TMP_DIR};

@@ -665,8 +665,7 @@ impl<'a> Validator<'a> {
             let config = FileSinkConfig {
                 path: path.display().to_string(),
                 header: Some(true),
-                sep: None,
-                compression: None,
+                ..FileSinkConfig::default()
             };
             match config.validate(SinkFormat::Csv, &bad_records_schema(), OutputMode::Append) {
                 Ok(spec) => sinks.push(SinkNode {
