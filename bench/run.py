@@ -11,6 +11,8 @@ Workloads (bench/README.md says more):
       it off, alternately, 5 runs each: the overhead of observing a run
   W3  continuous trigger, checkpoint.interval 100ms, files dropped one at a time:
       latency from a file's rename into the folder to its rows in committed output
+  W9  many small files (10 rows each) to parquet, 10,000 to 1,000,000: time per file, peak
+      RSS and checkpoint size, beside DuckDB over the same glob
   W10 W3 in a folder already holding 100,000 small files, with inotify (watch) and without:
       the cost of finding a new file among many
   W4  W1 with 1,000,000 distinct keys under the continuous trigger, checkpoints every 100 ms
@@ -451,6 +453,46 @@ def w3(weir, data, work, files, existing=0, watch=True):
             "caught_up_s": caught_up}
 
 
+def small_files(folder, files):
+    """`files` CSV files of 10 rows each in `folder/in`, made once (names sort by number)."""
+    inbox = os.path.join(folder, "in")
+    done = os.path.join(folder, "complete")
+    if not os.path.exists(done):
+        fresh(inbox)
+        for i in range(files):
+            name = f"f{i:07}.csv"
+            with open(os.path.join(inbox, name), "w") as f:
+                f.write("File;Shop;Sale_Count\n" + "".join(f"{name};Shop_{(i + j) % 100:03};{j}\n" for j in range(10)))
+        open(done, "w").close()
+    return folder
+
+
+def du(path):
+    """Bytes under `path`."""
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, names in os.walk(path) for f in names)
+
+
+def w9(weir, data_root, work, counts, threads, per_epoch=10_000):
+    """The notebook's CSV -> parquet job over folders of many small files: time per file,
+    peak RSS and checkpoint size as the count grows, beside DuckDB over the same glob."""
+    import duckdb
+
+    results = []
+    for files in counts:
+        folder = small_files(os.path.join(data_root, f"small-{files}x10"), files)
+        w = fresh(work)
+        toml = pipeline(w, f"{folder}/in", ARCHIVE.format(work=w), max_files=per_epoch)
+        seconds, rss, _, _ = timed([weir, "run", toml, "--quiet"], timeout=3600)
+        count = duckdb.sql(f"SELECT count(*) FROM '{w}/out/*.parquet'").fetchall()[0][0]
+        assert count == files * 10, f"W9: {count} rows in the parquet output, {files * 10} expected"
+        checkpoint = du(f"{w}/state")
+        sql = f"COPY (SELECT * FROM {read_csv_sql(folder + '/in')}) TO '{w}/duck.parquet' (FORMAT parquet)"
+        d_seconds, d_rss = duckdb_child("", sql, threads)
+        results.append({"files": files, "weir_s": seconds, "weir_rss": rss, "checkpoint_mb": checkpoint / 1e6,
+                        "duck_s": d_seconds, "duck_rss": d_rss})
+    return results
+
+
 def w4_run(weir, data, w, rows, checkpoint):
     """One continuous run until every row is in a committed epoch: (seconds, peak RSS MB)."""
     import json
@@ -521,6 +563,7 @@ def main():
     parser.add_argument("--data", default=os.path.join(HERE, "data"))
     parser.add_argument("--work", default=os.path.join(HERE, "work"))
     parser.add_argument("--w3-files", type=int, default=40)
+    parser.add_argument("--w9-files", default="10000,100000,1000000", help="W9's file counts")
     parser.add_argument("--w10-existing", type=int, default=100_000, help="files already in W10's folder")
     parser.add_argument("--only", default="W1,W1-http,W2,W3,W4,W5,W6,W7")
     parser.add_argument("--results", default=os.path.join(HERE, "results.md"))
@@ -582,6 +625,16 @@ def main():
         say(f"W3 continuous, checkpoint.interval 100ms, {r['files']} files of {args.rows:,} rows dropped 250 ms apart: "
             f"latency to committed output p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms; "
             f"peak RSS {r['weir_rss']:.0f} MB.\n")
+    if "W9" in only:
+        counts = [int(c) for c in args.w9_files.split(",")]
+        say("W9 many small files (10 rows each), CSV to parquet, available_now, 10,000 files an epoch, checkpoints; "
+            "DuckDB copies the same glob to one parquet file:\n")
+        say("| files | weir | µs per file | weir peak RSS | checkpoint | DuckDB | DuckDB peak RSS |")
+        say("|---:|---:|---:|---:|---:|---:|---:|")
+        for r in w9(weir, args.data, f"{args.work}/w9", counts, threads):
+            say(f"| {r['files']:,} | {r['weir_s']:.2f} s | {r['weir_s'] / r['files'] * 1e6:.0f} | {r['weir_rss']:.0f} MB | "
+                f"{r['checkpoint_mb']:.1f} MB | {r['duck_s']:.2f} s | {r['duck_rss']:.0f} MB |")
+        say()
     if "W10" in only:
         for watch in (True, False):
             r = w3(weir, data("zipf"), f"{args.work}/w10", args.w3_files, existing=args.w10_existing, watch=watch)

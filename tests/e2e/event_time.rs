@@ -327,10 +327,17 @@ fn a_long_continuous_run_keeps_window_state_flat() {
         late.iter().any(|k| k.0 > 0),
         "the state was empty late in the run"
     );
-    // What each checkpoint writes follows what changed, not how many windows went by.
+    // What each checkpoint writes follows what changed, not how many windows went by. The
+    // 90th percentile of each half, not its largest: an epoch that a loaded machine stalls
+    // gathers more files and windows than the others, in either half.
     let half = checkpoint_bytes.len() / 2;
-    let first = checkpoint_bytes[..half].iter().max().copied().unwrap_or(0);
-    let second = checkpoint_bytes[half..].iter().max().copied().unwrap_or(0);
+    let p90 = |part: &[u64]| {
+        let mut sorted = part.to_vec();
+        sorted.sort_unstable();
+        sorted.get(sorted.len() * 9 / 10).copied().unwrap_or(0)
+    };
+    let first = p90(&checkpoint_bytes[..half]);
+    let second = p90(&checkpoint_bytes[half..]);
     assert!(
         second <= 2 * first + 4096,
         "checkpoints grew from {first} to {second} bytes: {checkpoint_bytes:?}"

@@ -101,10 +101,31 @@ struct Listed {
     bytes: u64,
 }
 
+/// Files up to this size are decoded on the source's own thread when opened, in one go;
+/// larger ones on a thread of their own, ahead of the reader. For small files, starting a
+/// thread and a channel costs more than the decoding.
+const DECODED_IN_PLACE: u64 = 64 * 1024;
+
+/// A file's decoded batches: from its decoder thread, or all decoded already.
+enum Batches {
+    Thread(Receiver<Result<Option<Decoded>>>),
+    Ready(VecDeque<Result<Option<Decoded>>>),
+}
+
+impl Batches {
+    /// The next result, or `None` if the decoder stopped before saying the file ended.
+    fn recv(&mut self) -> Option<Result<Option<Decoded>>> {
+        match self {
+            Batches::Thread(receiver) => receiver.recv().ok(),
+            Batches::Ready(ready) => ready.pop_front(),
+        }
+    }
+}
+
 struct OpenFile {
     path: PathBuf,
-    /// What the file's decoder thread produced, in order, then `Ok(None)` at the end.
-    batches: Receiver<Result<Option<Decoded>>>,
+    /// What the file's decoder produced, in order, then `Ok(None)` at the end.
+    batches: Batches,
     /// Records read from this file so far, kept or not (including those a previous run
     /// had read, when resuming).
     rows: u64,
@@ -118,8 +139,10 @@ impl Drop for OpenFile {
     /// Hangs up on the decoder thread and waits for it to end, which it does at its next
     /// send: a dropped source leaves no thread (nor its buffers) behind it.
     fn drop(&mut self) {
-        let (_, closed) = sync_channel(0);
-        drop(std::mem::replace(&mut self.batches, closed));
+        drop(std::mem::replace(
+            &mut self.batches,
+            Batches::Ready(VecDeque::new()),
+        ));
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -187,7 +210,7 @@ impl CsvSource {
         let (send, batches) = sync_channel(slots);
         let mut open = OpenFile {
             path: path.to_path_buf(),
-            batches,
+            batches: Batches::Thread(batches),
             rows: 0,
             malformed: 0,
             thread: None,
@@ -209,6 +232,20 @@ impl CsvSource {
                 return Ok(open);
             }
         };
+        if decoder.size() <= DECODED_IN_PLACE {
+            // A thread costs more than the file: decode it here, now.
+            let mut ready = VecDeque::new();
+            loop {
+                let next = decoder.next();
+                let last = !matches!(next, Ok(Some(_)));
+                ready.push_back(next);
+                if last {
+                    break;
+                }
+            }
+            open.batches = Batches::Ready(ready);
+            return Ok(open);
+        }
         let thread = std::thread::Builder::new()
             .name("weir-csv-decode".into())
             .spawn(move || loop {
@@ -223,6 +260,88 @@ impl CsvSource {
             .map_err(|e| Error::io("cannot start a decoder thread for", path, e))?;
         open.thread = Some(thread);
         Ok(open)
+    }
+
+    /// The rows of the batch [`Self::next_decoded`] would give next, when that batch is
+    /// decoded already (a small file's, decoded in place); `None` when it would have to wait
+    /// for a decoder thread, or the input admitted ends, or an error comes first.
+    fn peek_rows(&self) -> Option<usize> {
+        let after = self
+            .next
+            .as_ref()
+            .filter(|(path, _)| self.admitted.front() == Some(path))
+            .and_then(|(_, open)| open.as_ref().ok());
+        for open in self.current.iter().chain(after) {
+            let Batches::Ready(ready) = &open.batches else {
+                return None;
+            };
+            for item in ready {
+                match item {
+                    Ok(Some(decoded)) => match decoded.batch.as_ref().map_or(0, |b| b.num_rows()) {
+                        0 => continue,
+                        n => return Some(n),
+                    },
+                    // This file ends here: the next one follows.
+                    Ok(None) => break,
+                    Err(_) => return None,
+                }
+            }
+        }
+        None
+    }
+
+    /// The next batch of the files admitted, as decoded, or `None` when they are all read.
+    fn next_decoded(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(open) = &mut self.current {
+                match open.batches.recv() {
+                    Some(Ok(Some(decoded))) => {
+                        open.rows += decoded.records;
+                        if !decoded.bad.is_empty() {
+                            let count = decoded.bad.len() as u64;
+                            open.malformed += count;
+                            self.malformed += count;
+                            self.malformed_total += count;
+                            if self.settings.bad_records_path.is_some() {
+                                let file: Arc<str> = open.path.display().to_string().into();
+                                self.bad
+                                    .extend(decoded.bad.into_iter().map(|b| (file.clone(), b)));
+                            }
+                        }
+                        match decoded.batch {
+                            Some(batch) if batch.num_rows() > 0 => return Ok(Some(batch)),
+                            _ => continue,
+                        }
+                    }
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(None)) => {
+                        if let Some(mut open) = self.current.take() {
+                            if open.malformed > 0 {
+                                tracing::warn!(
+                                    file = %open.path.display(),
+                                    rows = open.malformed,
+                                    mode = self.settings.mode.name(),
+                                    "malformed rows"
+                                );
+                            }
+                            self.finished.push(std::mem::take(&mut open.path));
+                            self.done += 1;
+                        }
+                    }
+                    None => {
+                        // Never treat this as the end of the file: rows would be lost.
+                        return Err(Error::Internal(format!(
+                            "the decoder of {} stopped before the end of the file",
+                            open.path.display()
+                        )));
+                    }
+                }
+            }
+            match self.open_next()? {
+                Some(open) => self.current = Some(open),
+                None => return Ok(None),
+            }
+        }
     }
 
     /// Opens the next admitted file: the one decoding ahead if it is that one. Then starts
@@ -450,55 +569,32 @@ impl Source for CsvSource {
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        loop {
-            if let Some(open) = &mut self.current {
-                match open.batches.recv() {
-                    Ok(Ok(Some(decoded))) => {
-                        open.rows += decoded.records;
-                        if !decoded.bad.is_empty() {
-                            let count = decoded.bad.len() as u64;
-                            open.malformed += count;
-                            self.malformed += count;
-                            self.malformed_total += count;
-                            if self.settings.bad_records_path.is_some() {
-                                let file: Arc<str> = open.path.display().to_string().into();
-                                self.bad
-                                    .extend(decoded.bad.into_iter().map(|b| (file.clone(), b)));
-                            }
-                        }
-                        match decoded.batch {
-                            Some(batch) if batch.num_rows() > 0 => return Ok(Some(batch)),
-                            _ => continue,
-                        }
-                    }
-                    Ok(Err(e)) => return Err(e),
-                    Ok(Ok(None)) => {
-                        if let Some(mut open) = self.current.take() {
-                            if open.malformed > 0 {
-                                tracing::warn!(
-                                    file = %open.path.display(),
-                                    rows = open.malformed,
-                                    mode = self.settings.mode.name(),
-                                    "malformed rows"
-                                );
-                            }
-                            self.finished.push(std::mem::take(&mut open.path));
-                            self.done += 1;
-                        }
-                    }
-                    Err(_) => {
-                        // Never treat this as the end of the file: rows would be lost.
-                        return Err(Error::Internal(format!(
-                            "the decoder of {} stopped before the end of the file",
-                            open.path.display()
-                        )));
-                    }
-                }
+        // Small files' batches are joined up to `batch_size` rows: a million 10-row files
+        // should cost the stages after the source a few hundred batches, not a million.
+        // Only what is already admitted is joined, so nothing waits for more input.
+        let mut held = Vec::new();
+        let mut rows = 0;
+        while rows < self.settings.batch_size {
+            // Another batch joins only if it is decoded already and fits, so that no batch
+            // exceeds batch_size and no rows wait, unsent, behind the source's position.
+            let fits = self
+                .peek_rows()
+                .is_some_and(|n| rows + n <= self.settings.batch_size);
+            if !held.is_empty() && !fits {
+                break;
             }
-            match self.open_next()? {
-                Some(open) => self.current = Some(open),
-                None => return Ok(None),
-            }
+            let Some(batch) = self.next_decoded()? else {
+                break;
+            };
+            rows += batch.num_rows();
+            held.push(batch);
+        }
+        match held.len() {
+            0 => Ok(None),
+            1 => Ok(held.pop()),
+            _ => arrow_select::concat::concat_batches(&self.settings.schema, &held)
+                .map(Some)
+                .map_err(|e| Error::arrow("joining small files' rows", e)),
         }
     }
 
@@ -548,7 +644,7 @@ mod tests {
     }
 
     fn read_all(source: &mut CsvSource) -> Vec<i32> {
-        let mut counts = Vec::new();
+        let mut counts: Vec<i32> = Vec::new();
         while let Some(batch) = source.next_batch().unwrap() {
             counts.extend(batch.column(2).as_primitive::<Int32Type>().values().iter());
         }
@@ -769,7 +865,9 @@ mod tests {
     #[test]
     fn a_resumed_file_neither_reemits_nor_recounts_rows_before_its_position() {
         let dir = tempfile::tempdir().unwrap();
-        let text = "File;Shop;Sale_Count\nf;a;1\nf;a;x\nf;a;3\nf;a;y\nf;a;5\n";
+        // Batches of two records: [1, x] [3, 4] [y, 6]. The second does not fit beside
+        // the first's one row, so the first batch is that row alone.
+        let text = "File;Shop;Sale_Count\nf;a;1\nf;a;x\nf;a;3\nf;a;4\nf;a;y\nf;a;6\n";
         fs::write(dir.path().join("bad.csv"), text).unwrap();
         let small = || CsvSourceConfig {
             batch_size: 2,
@@ -780,10 +878,10 @@ mod tests {
         assert_eq!(first.next_batch().unwrap().unwrap().num_rows(), 1);
         assert_eq!(bad_of(&mut first).len(), 1);
         let mut second = restored(small(), first.snapshot().unwrap());
-        assert_eq!(read_all(&mut second), [3, 5]);
+        assert_eq!(read_all(&mut second), [3, 4, 6]);
         assert_eq!(
             bad_of(&mut second),
-            ["5: field Sale_Count: \"y\" is not an INT [f;a;y]"]
+            ["6: field Sale_Count: \"y\" is not an INT [f;a;y]"]
         );
         let detail = second.snapshot().unwrap().detail;
         assert!(detail.contains("2 malformed row(s)"), "{detail}");
@@ -1044,6 +1142,46 @@ mod tests {
         let mut restored = restored(newest_first, source.snapshot().unwrap());
         assert_eq!(restored.admit(Quota::PerTrigger { already: 0 }), 1);
         assert_eq!(read_all(&mut restored), [1]);
+    }
+
+    #[test]
+    fn small_files_are_joined_into_batches_of_at_most_batch_size_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in 0..10 {
+            let rows: String = (0..3).map(|i| format!("f{f};S;{}\n", f * 10 + i)).collect();
+            fs::write(
+                dir.path().join(format!("f{f}.csv")),
+                format!("File;Shop;Sale_Count\n{rows}"),
+            )
+            .unwrap();
+            let when = SystemTime::now() - std::time::Duration::from_secs(100 - f);
+            let file = fs::File::options()
+                .write(true)
+                .open(dir.path().join(format!("f{f}.csv")));
+            file.unwrap().set_modified(when).unwrap();
+        }
+        let mut source = admitted_all(CsvSourceConfig {
+            batch_size: 7,
+            ..config(dir.path())
+        });
+        let mut sizes = Vec::new();
+        let mut counts: Vec<i32> = Vec::new();
+        while let Some(batch) = source.next_batch().unwrap() {
+            sizes.push(batch.num_rows());
+            counts.extend(batch.column(2).as_primitive::<Int32Type>().values().iter());
+        }
+        // Three-row files, two to a batch of at most 7 rows.
+        assert_eq!(sizes, [6, 6, 6, 6, 6]);
+        let expected: Vec<i32> = (0..10)
+            .flat_map(|f| (0..3).map(move |i| f * 10 + i))
+            .collect();
+        assert_eq!(counts, expected);
+        let snapshot = source.snapshot().unwrap();
+        assert!(
+            snapshot.detail.starts_with("10 file(s) done"),
+            "{}",
+            snapshot.detail
+        );
     }
 
     #[test]
