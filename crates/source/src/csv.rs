@@ -94,9 +94,10 @@ const ROWS_DECODED_AHEAD: usize = 256 * 1024;
 /// with batch sizes of 1 to 4 and ran at 20 files a second).
 const MAX_BATCHES_AHEAD: usize = 256;
 
-/// A discovered file, as listed.
+/// A discovered file, as listed. Its path is the one allocation the seen set holds too: at
+/// a million files waiting, a second copy of every name is some 60 MB.
 struct Listed {
-    path: PathBuf,
+    path: Arc<Path>,
     modified: Modified,
     bytes: u64,
 }
@@ -357,9 +358,8 @@ impl CsvSource {
         };
         // The next file to read: admitted into this epoch, or else the first of the backlog,
         // which the next epoch admits first (a guess that is checked when it is opened).
-        let after = (self.admitted.front())
-            .or(self.backlog.front().map(|l| &l.path))
-            .cloned();
+        let after = (self.admitted.front().cloned())
+            .or_else(|| self.backlog.front().map(|l| l.path.to_path_buf()));
         if let Some(after) = after {
             let ahead = self.open(&after);
             self.next = Some((after, ahead));
@@ -413,7 +413,7 @@ impl Source for CsvSource {
                 continue;
             }
             fresh.push(Listed {
-                path,
+                path: Arc::from(path),
                 modified,
                 bytes: meta.len(),
             });
@@ -422,9 +422,14 @@ impl Source for CsvSource {
         if self.settings.latest_first {
             fresh.reverse();
         }
-        for listed in fresh {
-            self.seen.insert(&listed.path, listed.modified);
-            self.backlog.push_back(listed);
+        for listed in &fresh {
+            self.seen
+                .insert_shared(listed.path.clone(), listed.modified);
+        }
+        // An empty backlog takes the listing's buffer as it is, not a copy of it.
+        match self.backlog.is_empty() {
+            true => self.backlog = VecDeque::from(fresh),
+            false => self.backlog.extend(fresh),
         }
         Ok(())
     }
@@ -452,7 +457,7 @@ impl Source for CsvSource {
         }
         for listed in self.backlog.drain(..n) {
             self.seen.admitted(listed.modified);
-            self.admitted.push_back(listed.path);
+            self.admitted.push_back(listed.path.to_path_buf());
         }
         n
     }

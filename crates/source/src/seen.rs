@@ -59,8 +59,14 @@ impl SeenFiles {
 
     /// A file discovered (or, restored, being read).
     pub(crate) fn insert(&mut self, path: &Path, modified: Modified) {
-        if self.files.insert(Arc::from(path), modified).is_none() {
-            self.path_bytes += path.as_os_str().len() as u64;
+        self.insert_shared(Arc::from(path), modified);
+    }
+
+    /// Like [`Self::insert`], keeping `path`'s allocation, which the caller shares.
+    pub(crate) fn insert_shared(&mut self, path: Arc<Path>, modified: Modified) {
+        let bytes = path.as_os_str().len() as u64;
+        if self.files.insert(path, modified).is_none() {
+            self.path_bytes += bytes;
         }
     }
 
