@@ -1,5 +1,6 @@
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use std::time::Duration;
 
 use crate::{Epoch, OutputMode, Result, StageSnapshot, StateEntries};
 
@@ -53,6 +54,13 @@ pub trait Source: Send + 'static {
     /// sink ahead of the epoch's barrier, so that they commit with the epoch's good rows.
     fn take_bad_records(&mut self) -> Result<Option<RecordBatch>> {
         Ok(None)
+    }
+
+    /// How often to look for new input when idle under the continuous trigger, given the
+    /// runtime's default (100 ms). A source whose look is nearly free (the CSV source with
+    /// file-system notifications) asks for less, so that new input waits less.
+    fn idle_poll(&self, default: Duration) -> Duration {
+        default
     }
 
     /// The source's position at the barrier of `epoch`. The runtime calls this rather than

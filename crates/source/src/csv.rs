@@ -9,6 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::SchemaRef;
@@ -101,6 +102,10 @@ struct Listed {
     modified: Modified,
     bytes: u64,
 }
+
+/// How often an idle source looks at its watch's events: new files wait at most this long
+/// to be seen, where a listing waits for the runtime's poll (100 ms).
+const WATCHED_POLL: Duration = Duration::from_millis(10);
 
 /// Files up to this size are decoded on the source's own thread when opened, in one go;
 /// larger ones on a thread of their own, ahead of the reader. For small files, starting a
@@ -471,6 +476,14 @@ impl Source for CsvSource {
             finished_at(cleanup, epoch, self.finished.clone())?;
         }
         self.snapshot()
+    }
+
+    fn idle_poll(&self, default: Duration) -> Duration {
+        match self.discovery {
+            // A look is a read of the event queue: cheap enough to take often.
+            Discovery::Watching(_) => default.min(WATCHED_POLL),
+            _ => default,
+        }
     }
 
     fn input_cleaner(&mut self) -> Option<Box<dyn InputCleaner>> {
@@ -1187,6 +1200,29 @@ mod tests {
             "{}",
             snapshot.detail
         );
+    }
+
+    #[test]
+    fn a_watching_source_looks_often_and_a_listing_one_at_the_runtimes_pace() {
+        let dir = tempfile::tempdir().unwrap();
+        let poll = Duration::from_millis(100);
+        for (watch, after) in [(true, WATCHED_POLL), (false, poll)] {
+            let mut source = CsvSourceConfig {
+                watch,
+                ..config(dir.path())
+            }
+            .validate()
+            .unwrap()
+            .build();
+            assert_eq!(
+                source.idle_poll(poll),
+                poll,
+                "not watching before the second look"
+            );
+            source.discover().unwrap();
+            source.discover().unwrap();
+            assert_eq!(source.idle_poll(poll), after, "watch = {watch}");
+        }
     }
 
     #[test]

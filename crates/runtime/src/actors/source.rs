@@ -198,7 +198,7 @@ impl SourceActor {
             if let Some(b) = self.barriers.pop_front() {
                 return Ok(Some(self.barrier(b)));
             }
-            let Some(poll) = self.continuous else {
+            let Some(poll) = self.continuous.map(|p| self.source.idle_poll(p)) else {
                 return Ok(None);
             };
             if self.last_discover.is_some_and(|t| t.elapsed() < poll) {
@@ -219,6 +219,7 @@ impl SourceActor {
         let (Some(poll), false) = (self.continuous, self.discover_scheduled) else {
             return;
         };
+        let poll = self.source.idle_poll(poll);
         let wait = self
             .last_discover
             .map_or(Duration::ZERO, |t| poll.saturating_sub(t.elapsed()));
