@@ -4,6 +4,7 @@
 //! read them back.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use arrow_array::{RecordBatch, UInt32Array};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
@@ -80,6 +81,8 @@ impl Partitioning {
         let mut order: Vec<String> = Vec::new();
         let mut rows: HashMap<String, Vec<u32>> = HashMap::new();
         let mut folder = String::new();
+        // One buffer for every value formatted: a row's folder costs no allocation.
+        let mut value = String::new();
         for row in 0..batch.num_rows() {
             folder.clear();
             for ((name, _), format) in self.columns.iter().zip(&formatters) {
@@ -88,7 +91,10 @@ impl Partitioning {
                 }
                 escape_into(&mut folder, name);
                 folder.push('=');
-                let value = format.value(row).to_string();
+                value.clear();
+                write!(value, "{}", format.value(row)).map_err(|e| {
+                    Error::Internal(format!("partition_by: cannot format a value: {e}"))
+                })?;
                 match value.is_empty() {
                     true => folder.push_str(DEFAULT_PARTITION),
                     false => escape_into(&mut folder, &value),

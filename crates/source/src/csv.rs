@@ -21,7 +21,7 @@ use weir_core::{
 use crate::clean::{finished_at, Cleaner, Cleanup};
 use crate::config::*;
 use crate::decode::{BadRecord, Decoded, FileDecoder};
-use crate::seen::{modified, Modified, SeenFiles};
+use crate::seen::{modified, Modified, SeenFiles, AGELESS};
 use crate::watch::{Changes, Discovery};
 
 impl CsvSourceSettings {
@@ -568,7 +568,7 @@ impl Source for CsvSource {
                 let rows = u64::from_be_bytes(rows.try_into().unwrap_or_default());
                 let path = PathBuf::from(OsStr::from_bytes(path));
                 // It is read first, from where the checkpoint left it.
-                let modified = fs::metadata(&path).map_or(Modified::MAX, |m| modified(&m));
+                let modified = fs::metadata(&path).map_or(AGELESS, |m| modified(&m));
                 self.seen.insert(&path, modified);
                 self.admitted.push_front(path.clone());
                 self.resume = Some((path, rows));

@@ -18,7 +18,7 @@ pub(crate) type Modified = i64;
 
 /// What a file never finished, or finished under a Weir that did not record ages, is
 /// given: never forgotten.
-const AGELESS: Modified = Modified::MAX;
+pub(crate) const AGELESS: Modified = Modified::MAX;
 
 /// The modification time of a listed file, as [`Modified`].
 pub(crate) fn modified(meta: &Metadata) -> Modified {
