@@ -660,3 +660,67 @@ fn parquet_file_rows_without_shop(path: &std::path::Path) -> i64 {
         .file_metadata()
         .num_rows()
 }
+
+/// The file-size test: a 100 ms interval over slow input, with the archive sink holding
+/// files open toward `target_file_size`, killed at random moments while files arrive. Every
+/// row is committed once, and every file but those the last run's end committed is near
+/// the target, where a file per epoch would be a tenth of it or less.
+#[test]
+fn held_files_reach_target_file_size_at_a_100ms_interval_and_survive_kills() {
+    let ws = Workspace::new();
+    let target: u64 = 8 * 1024;
+    let pipeline = exactly_once_pipeline("", 1)
+        .replace("interval = \"50ms\"", "interval = \"100ms\"")
+        .replace(
+            "path = \"out\"\n",
+            &format!("path = \"out\"\ntarget_file_size = {target}\n"),
+        );
+    ws.write("pipeline.toml", &pipeline);
+    let files = 60;
+    let writer = {
+        let dir = ws.path("in");
+        std::thread::spawn(move || {
+            let mut all = Vec::new();
+            for f in 0..files {
+                all.extend(csv_files(&dir, f, 1, 200, 30, 300 + f as u64));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            all
+        })
+    };
+    let mut rng = Lcg(47);
+    for _ in 0..12 {
+        let mut child = ws.spawn(&["run", "pipeline.toml", "--quiet"]);
+        std::thread::sleep(Duration::from_millis(80 + rng.below(320)));
+        kill9(&mut child);
+    }
+    let input = writer.join().unwrap();
+    let mut child = ws.spawn(&["run", "pipeline.toml", "--quiet"]);
+    let expected = sums(&input);
+    let caught_up = wait_for(Duration::from_secs(30), || {
+        std::fs::read_to_string(ws.path("sums/result.csv")).is_ok() && sums_file(&ws) == expected
+    });
+    assert!(caught_up, "the last run never caught up: {}", ws.stderr());
+    // Before the stop, the rows of the file being filled are held, not visible.
+    let held = parquet_rows(&ws.path("out")).len();
+    assert!(held < input.len(), "nothing was held back");
+    let status = signal_and_wait(&mut child, "TERM");
+    assert!(status.success(), "{}", ws.stderr());
+    assert_exactly_once(&ws, &input);
+
+    let names = visible_files(&ws.path("out"));
+    let epoch = |name: &str| -> u64 { name[5..11].parse().unwrap() };
+    let last = names.iter().map(|n| epoch(n)).max().unwrap();
+    let sizes: Vec<(String, u64)> = names
+        .iter()
+        .map(|n| (n.clone(), ws.path("out").join(n).metadata().unwrap().len()))
+        .collect();
+    let filled: Vec<&(String, u64)> = sizes.iter().filter(|(n, _)| epoch(n) < last).collect();
+    assert!(filled.len() >= 3, "too few files to judge: {sizes:?}");
+    for (name, size) in &filled {
+        assert!(
+            *size >= target * 3 / 4 && *size <= target * 3 / 2,
+            "{name} is {size} bytes, far from the {target}-byte target: {sizes:?}"
+        );
+    }
+}

@@ -146,6 +146,13 @@ pub trait Sink: Send + 'static {
         Ok(())
     }
 
+    /// The epoch whose barrier has come is the stream's last (a bounded run's end, or a
+    /// graceful stop). Called just before that epoch's [`Sink::pre_commit`], so that a sink
+    /// holding output back over epochs puts all of it into this one.
+    fn last_epoch(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Called once before any batch. `resume` is `None` on a fresh start, or the last complete
     /// checkpoint's epoch and this sink's state in it: the sink commits what that checkpoint
     /// left pending and discards anything written for later epochs.

@@ -5,16 +5,19 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow_array::{Int64Array, RecordBatch};
+use arrow_ipc::reader::StreamReader;
+use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::Deserialize;
 use weir_core::{
-    CheckpointFailure, ConfigError, Epoch, Error, OutputMode, Result, Sink, StageSnapshot,
-    StateEntries,
+    parse_duration, CheckpointFailure, ConfigError, Epoch, Error, OutputMode, Result, Sink,
+    StageSnapshot, StateEntries,
 };
 
 use crate::partition::Partitioning;
@@ -70,6 +73,18 @@ pub struct FileSinkConfig {
     /// bytes) is closed and the epoch goes on in a new one. Default: no limit.
     #[serde(default)]
     pub max_file_size: Option<bytesize::ByteSize>,
+    /// append and update modes: files are written to about this size (`"64MiB"` or bytes),
+    /// holding a file open over as many epochs as it takes. The rows it holds are kept
+    /// durable in `_tmp` at every checkpoint, so they commit exactly once; a file commits
+    /// with the epoch that fills it, or at the end of the run. Default: none (a file per
+    /// epoch and writer).
+    #[serde(default)]
+    pub target_file_size: Option<bytesize::ByteSize>,
+    /// With `target_file_size`: a file held open this long (`"1m"`, `"30s"`) commits at the
+    /// next epoch's end even under the target, so that slow input still shows up (Flink's
+    /// rollover interval). Default `"1m"`.
+    #[serde(default)]
+    pub rollover_interval: Option<String>,
     /// append and update modes: Hive-style folders by these columns' values
     /// (`["Shop"]` writes `Shop=Shop_001/part-….parquet`); the columns leave the files.
     #[serde(default)]
@@ -90,8 +105,13 @@ pub struct FileSinkSettings {
     compression: Compression,
     max_rows_per_file: Option<u64>,
     max_file_size: Option<u64>,
+    target_file_size: Option<u64>,
+    rollover_interval: Duration,
     partitioning: Option<Partitioning>,
 }
+
+/// How long a file is held open toward `target_file_size` at most, unless configured.
+const DEFAULT_ROLLOVER_INTERVAL: Duration = Duration::from_secs(60);
 
 impl FileSinkConfig {
     /// Checks the config for `format`, `input` and `mode`; reports every problem with keys
@@ -176,6 +196,20 @@ impl FileSinkConfig {
         }
         let schema = Arc::new(Schema::new(fields));
         let partitioning = self.files(mode, &schema, &mut errors);
+        let rollover_interval = match self.rollover_interval.as_deref() {
+            None => DEFAULT_ROLLOVER_INTERVAL,
+            Some(_) if self.target_file_size.is_none() => {
+                errors.push(ConfigError::new(
+                    "rollover_interval",
+                    "applies with target_file_size only: without it no file is held open past its epoch",
+                ));
+                DEFAULT_ROLLOVER_INTERVAL
+            }
+            Some(text) => parse_duration(text).unwrap_or_else(|e| {
+                errors.push(ConfigError::new("rollover_interval", e));
+                DEFAULT_ROLLOVER_INTERVAL
+            }),
+        };
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -191,12 +225,14 @@ impl FileSinkConfig {
             compression,
             max_rows_per_file: self.max_rows_per_file,
             max_file_size: self.max_file_size.map(|b| b.as_u64()),
+            target_file_size: self.target_file_size.map(|b| b.as_u64()),
+            rollover_interval,
             partitioning,
         })
     }
 
-    /// `max_rows_per_file`, `max_file_size` and `partition_by`: only for the modes that add
-    /// files (complete mode replaces one `result.*`).
+    /// `max_rows_per_file`, `max_file_size`, `target_file_size` and `partition_by`: only for
+    /// the modes that add files (complete mode replaces one `result.*`).
     fn files(
         &self,
         mode: OutputMode,
@@ -206,6 +242,7 @@ impl FileSinkConfig {
         let set = [
             ("max_rows_per_file", self.max_rows_per_file.is_some()),
             ("max_file_size", self.max_file_size.is_some()),
+            ("target_file_size", self.target_file_size.is_some()),
             ("partition_by", !self.partition_by.is_empty()),
         ];
         if mode == OutputMode::Complete {
@@ -222,6 +259,17 @@ impl FileSinkConfig {
         }
         if self.max_file_size.is_some_and(|b| b.as_u64() == 0) {
             errors.push(ConfigError::new("max_file_size", "must be at least 1 byte"));
+        }
+        match (self.target_file_size, self.max_file_size) {
+            (Some(target), _) if target.as_u64() == 0 => errors.push(ConfigError::new(
+                "target_file_size",
+                "must be at least 1 byte",
+            )),
+            (Some(target), Some(max)) if target > max => errors.push(ConfigError::new(
+                "target_file_size",
+                format!("{target} is over max_file_size ({max}): a file cannot reach it"),
+            )),
+            _ => {}
         }
         if self.partition_by.is_empty() {
             return None;
@@ -255,9 +303,15 @@ impl FileSinkSettings {
             tmp,
             epoch: Epoch(1),
             writers: BTreeMap::new(),
+            next_open: 0,
             next_part: 0,
+            next_segment: 0,
             pending: Vec::new(),
             committed: Vec::new(),
+            superseded: Vec::new(),
+            held_recorded: false,
+            last_epoch: false,
+            ratio: 1.0,
         })
     }
 }
@@ -268,15 +322,29 @@ pub struct FileSink {
     tmp: PathBuf,
     /// The epoch whose rows are being written.
     epoch: Epoch,
-    /// The files being written in this epoch, by partition folder (`""` without
-    /// `partition_by`).
+    /// The files being written, by partition folder (`""` without `partition_by`): this
+    /// epoch's, and with `target_file_size` those held open from earlier epochs.
     writers: BTreeMap<String, OpenFile>,
-    /// The part number the epoch's next file takes.
+    /// The number in the name of the epoch's next file in `_tmp`.
+    next_open: u32,
+    /// The part number the epoch's next finished file takes.
     next_part: u32,
+    /// The number in the name of the epoch's next segment (see [`Segment`]).
+    next_segment: u32,
     /// Closed files waiting for their epoch to commit.
     pending: Vec<PendingFile>,
     /// Epochs committed since the last snapshot, whose records the next one deletes.
     committed: Vec<Epoch>,
+    /// Segments of files finished in an epoch, removed once that epoch commits: until then
+    /// the checkpoint before it may be the one a restart resumes, and it names them.
+    superseded: Vec<(Epoch, String)>,
+    /// Whether the checkpoint holds a record of held files, which goes when none is held.
+    held_recorded: bool,
+    /// The epoch being written is the stream's last: nothing is held past it.
+    last_epoch: bool,
+    /// Bytes on disk per byte of parquet's estimate of a row group in memory, as the last
+    /// finished file showed (1 until one has).
+    ratio: f64,
 }
 
 /// The epoch in the name of an epoch's file, `part-EPOCH-PART.ext` (see `file_name`).
@@ -309,6 +377,46 @@ fn pending_key(epoch: Epoch) -> Vec<u8> {
     epoch.key(PENDING)
 }
 
+/// The state key of the files held open over epochs (`target_file_size`). The value is one
+/// line per segment, in the order its rows were written: the segment's name in `_tmp`, a
+/// tab, and the partition folder of the file it belongs to (`""` without `partition_by`;
+/// Hive escaping leaves no tab or line break in it).
+const HELD: &[u8] = b"h";
+
+/// One epoch's rows of a file held open over epochs, in `_tmp` as an Arrow IPC stream. The
+/// file itself cannot be resumed after a crash (parquet's footer comes last), so a restart
+/// writes its segments into a new file; they go once the file commits.
+struct Segment {
+    name: String,
+    path: PathBuf,
+    writer: StreamWriter<BufWriter<File>>,
+}
+
+impl Segment {
+    fn create(tmp: &Path, name: String, schema: &Schema) -> Result<Segment> {
+        let path = tmp.join(&name);
+        let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
+        let writer = StreamWriter::try_new_buffered(file, schema)
+            .map_err(|e| Error::io("cannot write", &path, std::io::Error::other(e)))?;
+        Ok(Segment { name, path, writer })
+    }
+
+    /// Ends and syncs the segment; the caller syncs `_tmp` before a checkpoint names it.
+    fn close(mut self) -> Result<String> {
+        let failed = |e: String| Error::io("cannot finish", &self.path, std::io::Error::other(e));
+        self.writer.finish().map_err(|e| failed(e.to_string()))?;
+        let file = self
+            .writer
+            .into_inner()
+            .map_err(|e| failed(e.to_string()))?
+            .into_inner()
+            .map_err(|e| failed(e.error().to_string()))?;
+        file.sync_all()
+            .map_err(|e| Error::io("cannot sync", &self.path, e))?;
+        Ok(self.name)
+    }
+}
+
 enum Writer {
     Parquet(Box<ArrowWriter<Counted>>),
     Csv(Box<arrow_csv::Writer<Counted>>),
@@ -317,12 +425,18 @@ enum Writer {
 /// A file being written, in `_tmp`.
 struct OpenFile {
     path: PathBuf,
-    /// Its name when committed, relative to the sink's folder.
-    visible: String,
+    /// The partition folder it commits into (`""` without `partition_by`).
+    folder: String,
     writer: Writer,
     rows: u64,
     /// Bytes handed to the file so far (see [`Counted`]).
     bytes: Arc<AtomicU64>,
+    /// With `target_file_size`: the current epoch's rows, again, for a restart.
+    segment: Option<Segment>,
+    /// With `target_file_size`: the closed segments of earlier epochs, oldest first.
+    segments: Vec<String>,
+    /// When this process opened it, for `rollover_interval`.
+    opened: Instant,
 }
 
 /// A file's buffered writer that counts what goes through it, for `max_file_size`.
@@ -354,30 +468,52 @@ impl OpenFile {
             Writer::Parquet(w) => w.write(batch).map_err(|e| failed(e.to_string()))?,
             Writer::Csv(w) => w.write(batch).map_err(|e| failed(e.to_string()))?,
         }
+        if let Some(segment) = &mut self.segment {
+            segment.writer.write(batch).map_err(|e| Error::Io {
+                action: "cannot write",
+                path: segment.path.clone(),
+                error: std::io::Error::other(e),
+            })?;
+        }
         self.rows += batch.num_rows() as u64;
         Ok(())
     }
 
-    /// About the size the file has now: what reached it, and for parquet the row group
-    /// still held in memory.
-    fn size(&self) -> u64 {
+    /// What reached the file so far, and for parquet the estimated size of the row group
+    /// still held in memory, before compression.
+    fn size_parts(&self) -> (u64, u64) {
         let held = match &self.writer {
             Writer::Parquet(w) => w.in_progress_size() as u64,
             Writer::Csv(_) => 0,
         };
-        self.bytes.load(Ordering::Relaxed) + held
+        (self.bytes.load(Ordering::Relaxed), held)
     }
 
-    fn is_full(&self, settings: &FileSinkSettings) -> bool {
+    /// About the size the file would have if closed now, with `ratio` the bytes a row
+    /// group took on disk per byte of its estimate, in the files finished so far.
+    fn size(&self, ratio: f64) -> u64 {
+        let (written, held) = self.size_parts();
+        written + (held as f64 * ratio) as u64
+    }
+
+    fn is_full(&self, settings: &FileSinkSettings, ratio: f64) -> bool {
+        let size = [settings.max_file_size, settings.target_file_size];
         settings
             .max_rows_per_file
             .is_some_and(|max| self.rows >= max)
-            || settings.max_file_size.is_some_and(|max| self.size() >= max)
+            || size
+                .into_iter()
+                .flatten()
+                .any(|max| self.size(ratio) >= max)
     }
 
-    /// Ends the file, syncs it and renames it to its pending name. The caller syncs `_tmp`
-    /// before a checkpoint names it.
-    fn finish(self, epoch: Epoch, dir: &Path) -> Result<PendingFile> {
+    /// Ends the file, syncs it and renames it to its pending name, to be committed as
+    /// `visible`. The caller syncs `_tmp` before a checkpoint names it. Also gives the names
+    /// of the file's segments, which its commit makes unneeded.
+    fn finish(self, epoch: Epoch, visible: PathBuf) -> Result<(PendingFile, Vec<String>)> {
+        let mut segments = self.segments;
+        // The current epoch's segment, unfinished: the file now holds its rows.
+        segments.extend(self.segment.map(|s| s.name));
         let path = self.path;
         let failed = |e: String| Error::Io {
             action: "cannot finish",
@@ -399,13 +535,14 @@ impl OpenFile {
         let pending = path.with_extension(PENDING_EXTENSION);
         fs::rename(&path, &pending).map_err(|e| Error::io("cannot rename", &path, e))?;
         let meta = fs::metadata(&pending).map_err(|e| Error::io("cannot inspect", &pending, e))?;
-        Ok(PendingFile {
+        let file = PendingFile {
             epoch,
             hidden: pending,
-            visible: dir.join(&self.visible),
+            visible,
             inode: Some(meta.ino()),
             modified: Some(modified_ns(&meta)),
-        })
+        };
+        Ok((file, segments))
     }
 }
 
@@ -533,10 +670,10 @@ impl FileSink {
 
     /// Opens the epoch's next file, to be committed in `folder`.
     fn open(&mut self, folder: &str) -> Result<OpenFile> {
-        let part = self.next_part;
-        self.next_part += 1;
+        let number = self.next_open;
+        self.next_open += 1;
         let name = format!(
-            "part-{:06}-{part:04}.{}.inprogress",
+            "part-{:06}-{number:04}.{}.inprogress",
             self.epoch.0,
             self.settings.format.extension()
         );
@@ -568,11 +705,93 @@ impl FileSink {
         };
         Ok(OpenFile {
             path,
-            visible: self.visible_name(part, folder),
+            folder: folder.to_string(),
             writer,
             rows: 0,
             bytes,
+            segment: None,
+            segments: Vec::new(),
+            opened: Instant::now(),
         })
+    }
+
+    /// Removes the segments of files finished in `epoch` or before, which a restart from
+    /// `epoch`'s checkpoint (complete now) no longer needs.
+    fn remove_superseded(&mut self, epoch: Epoch) -> Result<()> {
+        let (done, kept) = std::mem::take(&mut self.superseded)
+            .into_iter()
+            .partition(|(finished, _)| *finished <= epoch);
+        self.superseded = kept;
+        for (_, name) in done {
+            let path = self.tmp.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("cannot remove", &path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes `file` as one of the current epoch's, named with the epoch's next part.
+    fn finish_file(&mut self, file: OpenFile) -> Result<()> {
+        let part = self.next_part;
+        self.next_part += 1;
+        let visible = self
+            .settings
+            .dir
+            .join(self.visible_name(part, &file.folder));
+        let (written, held) = file.size_parts();
+        let (pending, segments) = file.finish(self.epoch, visible)?;
+        // Learn what parquet's estimate comes to once compressed and closed, so that files
+        // land near the limits rather than short of them by what compression saved.
+        if held >= 4096 {
+            if let Ok(meta) = fs::metadata(&pending.hidden) {
+                let closed = meta.len().saturating_sub(written) as f64 / held as f64;
+                self.ratio = closed.clamp(0.05, 1.5);
+            }
+        }
+        self.pending.push(pending);
+        let epoch = self.epoch;
+        self.superseded
+            .extend(segments.into_iter().map(|name| (epoch, name)));
+        Ok(())
+    }
+
+    /// A restart: writes the rows of the files the checkpoint held open (their segments,
+    /// oldest first) into new files, which go on being held.
+    fn reopen_held(&mut self, held: Vec<(String, String)>) -> Result<()> {
+        for (name, folder) in held {
+            let path = self.tmp.join(&name);
+            let file = File::open(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => Error::checkpoint(
+                    CheckpointFailure::LostOutput,
+                    format!(
+                        "{}: the checkpoint names {} as rows held for a file not yet committed, but it is gone: a power loss undid it, or a --fall-back passed the epoch that committed its file. Those rows must be read again from an earlier checkpoint",
+                        self.settings.dir.display(),
+                        path.display()
+                    ),
+                ),
+                _ => Error::io("cannot open", &path, e),
+            })?;
+            let reader = StreamReader::try_new_buffered(file, None)
+                .map_err(|e| Error::io("cannot read", &path, std::io::Error::other(e)))?;
+            if !self.writers.contains_key(&folder) {
+                let file = self.open(&folder)?;
+                self.writers.insert(folder.clone(), file);
+            }
+            let Some(file) = self.writers.get_mut(&folder) else {
+                return Err(Error::Internal("a file sink lost its open file".into()));
+            };
+            for batch in reader {
+                let batch =
+                    batch.map_err(|e| Error::io("cannot read", &path, std::io::Error::other(e)))?;
+                file.write(&batch)?;
+            }
+            file.segments.push(name);
+        }
+        self.held_recorded = !self.writers.is_empty();
+        Ok(())
     }
 
     /// Writes `batch` into `folder`'s file, rolling to a new file where a limit says.
@@ -586,6 +805,11 @@ impl FileSink {
             let Some(file) = self.writers.get_mut(&folder) else {
                 return Err(Error::Internal("a file sink lost its open file".into()));
             };
+            if self.settings.target_file_size.is_some() && file.segment.is_none() {
+                let name = format!("held-{:06}-{:04}.arrow", self.epoch.0, self.next_segment);
+                self.next_segment += 1;
+                file.segment = Some(Segment::create(&self.tmp, name, &self.settings.schema)?);
+            }
             let room = self
                 .settings
                 .max_rows_per_file
@@ -595,10 +819,9 @@ impl FileSink {
                 .min(batch.num_rows() - offset);
             file.write(&batch.slice(offset, take))?;
             offset += take;
-            if file.is_full(&self.settings) {
+            if file.is_full(&self.settings, self.ratio) {
                 if let Some(full) = self.writers.remove(&folder) {
-                    let pending = full.finish(self.epoch, &self.settings.dir)?;
-                    self.pending.push(pending);
+                    self.finish_file(full)?;
                 }
             }
         }
@@ -674,20 +897,43 @@ impl Sink for FileSink {
     }
 
     fn pre_commit(&mut self, epoch: Epoch) -> Result<()> {
-        for (_, file) in std::mem::take(&mut self.writers) {
-            let pending = file.finish(epoch, &self.settings.dir)?;
-            self.pending.push(pending);
+        self.epoch = epoch;
+        let hold = self.settings.target_file_size.is_some() && !self.last_epoch;
+        let mut segments_closed = false;
+        for (folder, mut file) in std::mem::take(&mut self.writers) {
+            if hold {
+                if let Some(segment) = file.segment.take() {
+                    file.segments.push(segment.close()?);
+                    segments_closed = true;
+                }
+                // Under the target: held for the epochs to come (a file that reached it
+                // while written was finished then), unless held long enough already.
+                let waited = file.opened.elapsed() >= self.settings.rollover_interval;
+                if !file.is_full(&self.settings, self.ratio) && !waited {
+                    self.writers.insert(folder, file);
+                    continue;
+                }
+            }
+            self.finish_file(file)?;
         }
-        if self.pending.iter().any(|p| p.epoch == epoch) {
-            // The renames are durable before the checkpoint names the pending files.
+        if segments_closed || self.pending.iter().any(|p| p.epoch == epoch) {
+            // The renames and new segments are durable before the checkpoint names them.
             sync_dir(&self.tmp)?;
         }
         self.epoch = epoch.next();
+        self.next_open = 0;
         self.next_part = 0;
+        self.next_segment = 0;
+        Ok(())
+    }
+
+    fn last_epoch(&mut self) -> Result<()> {
+        self.last_epoch = true;
         Ok(())
     }
 
     fn commit(&mut self, epoch: Epoch) -> Result<()> {
+        self.remove_superseded(epoch)?;
         let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
             .into_iter()
             .partition(|p| p.epoch <= epoch);
@@ -728,23 +974,37 @@ impl Sink for FileSink {
     }
 
     fn start(&mut self, resume: Option<(Epoch, StateEntries)>) -> Result<()> {
+        let mut held = Vec::new();
         match resume {
             None => self.check_fresh()?,
             Some((epoch, state)) => {
-                self.recommit(state)?;
+                let (record, pending): (StateEntries, StateEntries) =
+                    state.into_iter().partition(|(key, _)| key == HELD);
+                for (_, value) in record {
+                    for line in String::from_utf8_lossy(&value).lines() {
+                        let Some((name, folder)) = line.split_once('\t') else {
+                            return Err(Error::Internal(format!("bad held-file record: {line}")));
+                        };
+                        held.push((name.to_string(), folder.to_string()));
+                    }
+                }
+                self.recommit(pending)?;
                 self.remove_later(epoch)?;
                 self.epoch = epoch.next();
             }
         }
-        // Whatever is left in _tmp is in-progress or pending output of epochs after the
+        // Whatever else is in _tmp is in-progress or pending output of epochs after the
         // checkpoint: it was never committed and never will be.
+        let keep: BTreeSet<&str> = held.iter().map(|(name, _)| name.as_str()).collect();
         for entry in fs::read_dir(&self.tmp).map_err(|e| Error::io("cannot list", &self.tmp, e))? {
             let path = entry
                 .map_err(|e| Error::io("cannot list", &self.tmp, e))?
                 .path();
-            fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+            if !keep.contains(file_name(&path).as_str()) {
+                fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+            }
         }
-        Ok(())
+        self.reopen_held(held)
     }
 
     fn snapshot(&mut self, epoch: Epoch) -> Result<StageSnapshot> {
@@ -778,17 +1038,43 @@ impl Sink for FileSink {
         if !lines.is_empty() {
             snapshot.delta.put(pending_key(epoch), lines.join("\n"));
         }
+        // The files held open: after pre-commit, every one of their segments is closed.
+        let held: Vec<String> = self
+            .writers
+            .values()
+            .flat_map(|file| {
+                file.segments
+                    .iter()
+                    .map(|s| format!("{s}\t{}", file.folder))
+            })
+            .collect();
+        if !held.is_empty() {
+            snapshot.delta.put(HELD.to_vec(), held.join("\n"));
+            self.held_recorded = true;
+        } else if self.held_recorded {
+            snapshot.delta.delete(HELD.to_vec());
+            self.held_recorded = false;
+        }
         let files: Vec<String> = self.pending.iter().map(|p| relative(&p.visible)).collect();
-        snapshot.state_keys = self.pending.len() as u64;
-        snapshot.detail = match files.is_empty() {
-            true => "no pending files".into(),
+        snapshot.state_keys = self.pending.len() as u64 + u64::from(self.held_recorded);
+        let mut detail = match files.is_empty() {
+            true => "no pending files".to_string(),
             false => format!("pending: {}", files.join(", ")),
         };
+        if !self.writers.is_empty() {
+            let rows: u64 = self.writers.values().map(|f| f.rows).sum();
+            detail.push_str(&format!(
+                "; held toward target_file_size: {} file(s), {rows} row(s)",
+                self.writers.len()
+            ));
+        }
+        snapshot.detail = detail;
         Ok(snapshot)
     }
 
     fn close(&mut self) -> Result<()> {
-        // An epoch that never reached its barrier leaves nothing visible.
+        // An epoch that never reached its barrier leaves nothing visible. Segments stay:
+        // a checkpoint may name them.
         for (_, file) in std::mem::take(&mut self.writers) {
             let path = file.path;
             drop(file.writer);
@@ -802,7 +1088,7 @@ impl Sink for FileSink {
 mod tests {
     use super::*;
     use arrow_array::{Int32Array, StringArray};
-    use weir_core::parse_ddl;
+    use weir_core::{parse_ddl, StateDelta};
 
     fn batch(schema: &SchemaRef, shops: &[&str], counts: &[i32]) -> RecordBatch {
         RecordBatch::try_new(
@@ -942,6 +1228,100 @@ mod tests {
         assert_eq!(rows, 10);
     }
 
+    /// Data rows in the committed CSV files of `dir`, file by file.
+    fn csv_rows(dir: &Path) -> Vec<Vec<String>> {
+        visible(dir)
+            .iter()
+            .map(|f| {
+                let text = fs::read_to_string(dir.join(f)).unwrap();
+                text.lines().skip(1).map(str::to_string).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn held_files_reach_the_target_over_epochs_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = FileSinkConfig {
+            target_file_size: Some(bytesize::ByteSize(60)),
+            ..FileSinkConfig::default()
+        };
+        let (schema, settings) = sink_with(dir.path(), config);
+        let mut sink = settings.build().unwrap();
+        sink.start(None).unwrap();
+        // The checkpoint as the store keeps it: every epoch's delta applied in turn.
+        let mut store = StateDelta::default();
+        let mut epoch_of = |sink: &mut FileSink, n: u64, values: &[i32]| {
+            for v in values {
+                sink.write(&batch(&schema, &["shop_a"], &[*v])).unwrap();
+            }
+            sink.pre_commit(Epoch(n)).unwrap();
+            let snapshot = sink.snapshot(Epoch(n)).unwrap();
+            store.changes.extend(snapshot.delta.changes);
+            sink.commit(Epoch(n)).unwrap();
+        };
+        // "shop_a,N\n" is 9 bytes after the 16-byte header: a file fills at its 5th row.
+        epoch_of(&mut sink, 1, &[1, 2]);
+        epoch_of(&mut sink, 2, &[3]);
+        assert!(visible(dir.path()).is_empty(), "held under the target");
+        epoch_of(&mut sink, 3, &[4, 5, 6]);
+        assert_eq!(csv_rows(dir.path()).len(), 1, "the fifth row fills a file");
+        epoch_of(&mut sink, 4, &[7]);
+        // Epoch 5 is written and pre-committed, but its checkpoint never completes.
+        sink.write(&batch(&schema, &["shop_a"], &[8])).unwrap();
+        sink.pre_commit(Epoch(5)).unwrap();
+        drop(sink);
+
+        let mut restarted = settings.build().unwrap();
+        let state = store.clone().into_entries();
+        restarted.start(Some((Epoch(4), state))).unwrap();
+        // Rows 6 and 7, held at epoch 4's checkpoint, are back in the held file; 8 is read
+        // again by the source.
+        for v in [8, 9, 10] {
+            restarted.write(&batch(&schema, &["shop_a"], &[v])).unwrap();
+        }
+        restarted.pre_commit(Epoch(5)).unwrap();
+        restarted.commit(Epoch(5)).unwrap();
+        assert_eq!(csv_rows(dir.path()).len(), 2);
+        restarted
+            .write(&batch(&schema, &["shop_a"], &[11]))
+            .unwrap();
+        // The end of the stream commits what is held, under the target or not.
+        restarted.last_epoch().unwrap();
+        restarted.pre_commit(Epoch(6)).unwrap();
+        restarted.commit(Epoch(6)).unwrap();
+        let rows: Vec<Vec<String>> = csv_rows(dir.path());
+        let want = |r: std::ops::RangeInclusive<i32>| -> Vec<String> {
+            r.map(|v| format!("shop_a,{v}")).collect()
+        };
+        assert_eq!(rows, [want(1..=5), want(6..=10), want(11..=11)]);
+        assert!(
+            fs::read_dir(dir.path().join(TMP_DIR))
+                .unwrap()
+                .next()
+                .is_none(),
+            "every segment is gone once its file commits"
+        );
+    }
+
+    #[test]
+    fn a_held_file_commits_after_the_rollover_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = FileSinkConfig {
+            target_file_size: Some(bytesize::ByteSize::mib(1)),
+            rollover_interval: Some("1ms".into()),
+            ..FileSinkConfig::default()
+        };
+        let (schema, settings) = sink_with(dir.path(), config);
+        let mut sink = settings.build().unwrap();
+        sink.start(None).unwrap();
+        sink.write(&batch(&schema, &["a"], &[1])).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        sink.pre_commit(Epoch(1)).unwrap();
+        sink.commit(Epoch(1)).unwrap();
+        assert_eq!(visible(dir.path()), ["part-000001-0000.csv"]);
+    }
+
     #[test]
     fn partitions_are_folders_committed_with_their_epoch_and_recovered_from_a_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
@@ -992,11 +1372,17 @@ mod tests {
         let all = FileSinkConfig {
             max_rows_per_file: Some(10),
             max_file_size: Some(bytesize::ByteSize(1000)),
+            target_file_size: Some(bytesize::ByteSize(100)),
             partition_by: vec!["Shop".into()],
             ..FileSinkConfig::default()
         };
         let text = errors(all, OutputMode::Complete);
-        for key in ["max_rows_per_file", "max_file_size", "partition_by"] {
+        for key in [
+            "max_rows_per_file",
+            "max_file_size",
+            "target_file_size",
+            "partition_by",
+        ] {
             assert!(
                 text.contains(&format!("{key}: applies to the append and update modes")),
                 "{text}"
@@ -1005,9 +1391,21 @@ mod tests {
         let bad = FileSinkConfig {
             max_rows_per_file: Some(0),
             partition_by: vec!["Nope".into()],
+            max_file_size: Some(bytesize::ByteSize::mib(1)),
+            target_file_size: Some(bytesize::ByteSize::mib(2)),
             ..FileSinkConfig::default()
         };
         let text = errors(bad, OutputMode::Append);
+        assert!(
+            text.contains("target_file_size: 2.0 MiB is over max_file_size (1.0 MiB)"),
+            "{text}"
+        );
+        let early = FileSinkConfig {
+            rollover_interval: Some("1m".into()),
+            ..FileSinkConfig::default()
+        };
+        assert!(errors(early, OutputMode::Append)
+            .contains("rollover_interval: applies with target_file_size only"),);
         assert!(
             text.contains("max_rows_per_file: must be at least 1"),
             "{text}"

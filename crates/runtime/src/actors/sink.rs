@@ -4,7 +4,7 @@ use actix::prelude::*;
 use std::time::Instant;
 
 use weir_checkpoint::{Ack, Commit, Coordinator, StageFailed, StageStats};
-use weir_core::{failure_point, Envelope, Error, Sink};
+use weir_core::{failure_point, BarrierKind, Envelope, Error, Sink};
 
 use super::align::{Aligner, Offer, Step};
 use super::StageMetrics;
@@ -57,6 +57,9 @@ impl SinkActor {
                 // Sinks write what they are given; event time matters to operators.
                 Step::Watermark(..) => {}
                 Step::Barrier(barrier) => {
+                    if barrier.kind == BarrierKind::Final {
+                        self.sink.last_epoch()?;
+                    }
                     self.sink.pre_commit(barrier.epoch)?;
                     failure_point("after-barrier-before-state");
                     let snapshot = self.sink.snapshot(barrier.epoch)?;
