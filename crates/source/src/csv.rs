@@ -1,4 +1,4 @@
-//! The running CSV source: discovery, admission, decoding files on their own threads, and
+//! The running CSV source: discovery, admission, decoding files on a pool of threads, and
 //! its position in checkpoints. Its configuration is in `config.rs`.
 
 use std::collections::VecDeque;
@@ -21,6 +21,7 @@ use weir_core::{
 use crate::clean::{finished_at, Cleaner, Cleanup};
 use crate::config::*;
 use crate::decode::{BadRecord, Decoded, FileDecoder};
+use crate::pool::DecoderPool;
 use crate::seen::{modified, Modified, SeenFiles, AGELESS};
 use crate::watch::{Changes, Discovery};
 
@@ -41,13 +42,14 @@ impl CsvSourceSettings {
             admitted_bytes: 0,
             admitted: VecDeque::new(),
             current: None,
-            next: None,
+            next: VecDeque::new(),
             resume: None,
             finished: Vec::new(),
             done: 0,
             malformed: 0,
             malformed_total: 0,
             bad: Vec::new(),
+            pool: DecoderPool::new(self.decode_threads),
         }
     }
 }
@@ -67,8 +69,10 @@ pub struct CsvSource {
     /// Admitted into the current epoch, not yet opened.
     admitted: VecDeque<PathBuf>,
     current: Option<OpenFile>,
-    /// The next admitted file, already being decoded on a thread of its own.
-    next: Option<(PathBuf, Result<OpenFile>)>,
+    /// The files to read after the current one, already being decoded: the rest of the
+    /// epoch's admitted files, then the first of the backlog. One fewer than the pool's
+    /// threads, so that every file decoding on a thread has one.
+    next: VecDeque<(PathBuf, Result<OpenFile>)>,
     /// A file a checkpoint left part-read, and the rows of it already read.
     resume: Option<(PathBuf, u64)>,
     /// Files read to the end since the last snapshot.
@@ -83,12 +87,16 @@ pub struct CsvSource {
     malformed_total: u64,
     /// Malformed rows not yet handed to the bad-records sink, with their file.
     bad: Vec<(Arc<str>, BadRecord)>,
+    /// The threads that decode files larger than [`DECODED_IN_PLACE`]. Last, so that it is
+    /// dropped after the files above: their decoders stop at their next send, and the pool
+    /// waits for its threads.
+    pool: DecoderPool,
 }
 
-/// Rows decoded ahead, per file. Two files decode at once (the one being read and the
-/// next), each at most this far ahead: far enough that the next file's decoder keeps a
-/// second core busy while the current one is read, bounded so that memory does not follow
-/// the size of the input (a few MB per file for notebook-shaped rows).
+/// Rows decoded ahead, per file. `decode_threads` files decode at once (the one being read
+/// and those after it), each at most this far ahead: far enough that the next file's decoder
+/// keeps another core busy while the current one is read, bounded so that memory does not
+/// follow the size of the input (a few MB per file for notebook-shaped rows).
 const ROWS_DECODED_AHEAD: usize = 256 * 1024;
 
 /// ... and at most this many batches ahead (found by the fuzzer, which reads tiny files
@@ -108,7 +116,7 @@ struct Listed {
 const WATCHED_POLL: Duration = Duration::from_millis(10);
 
 /// Files up to this size are decoded on the source's own thread when opened, in one go;
-/// larger ones on a thread of their own, ahead of the reader. For small files, starting a
+/// larger ones on a thread of the pool, ahead of the reader. For small files, starting a
 /// thread and a channel costs more than the decoding.
 const DECODED_IN_PLACE: u64 = 64 * 1024;
 
@@ -137,22 +145,6 @@ struct OpenFile {
     rows: u64,
     /// Malformed rows met in this file.
     malformed: u64,
-    /// The decoder thread, if one was started.
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for OpenFile {
-    /// Hangs up on the decoder thread and waits for it to end, which it does at its next
-    /// send: a dropped source leaves no thread (nor its buffers) behind it.
-    fn drop(&mut self) {
-        drop(std::mem::replace(
-            &mut self.batches,
-            Batches::Ready(VecDeque::new()),
-        ));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// State keys: `f` + path for a finished file; `c` for the file being read, whose value is the
@@ -172,7 +164,10 @@ fn finished_key(path: &Path) -> Vec<u8> {
 }
 
 impl CsvSource {
-    fn list(&self) -> Result<Vec<PathBuf>> {
+    /// Every path in the source's folder or glob. Each name becomes the one shared
+    /// allocation the backlog and the seen set keep as soon as it is listed: at a million
+    /// files, holding the listing's own copies until the end would be some 90 MB more.
+    fn list(&self) -> Result<Vec<Arc<Path>>> {
         match &self.settings.location {
             Location::Folder(dir) => {
                 let entries = match fs::read_dir(dir) {
@@ -185,19 +180,19 @@ impl CsvSource {
                 let mut files = Vec::new();
                 for entry in entries {
                     let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
-                    files.push(entry.path());
+                    files.push(Arc::from(entry.path()));
                 }
                 Ok(files)
             }
             Location::Glob(pattern) => {
                 let paths = glob::glob(pattern)
                     .map_err(|e| Error::Internal(format!("glob {pattern} was validated: {e}")))?;
-                Ok(paths.filter_map(|p| p.ok()).collect())
+                Ok(paths.filter_map(|p| p.ok()).map(Arc::from).collect())
             }
         }
     }
 
-    /// Opens `path` and starts decoding it on a thread of its own. Decoding runs ahead of
+    /// Opens `path` and starts decoding it on a thread of the pool. Decoding runs ahead of
     /// the reader by at most [`ROWS_DECODED_AHEAD`] rows. A file that cannot be opened stops
     /// the run in failfast mode; otherwise it is refused as one bad record and skipped, as is
     /// a file deleted since it was listed, in every mode.
@@ -219,7 +214,6 @@ impl CsvSource {
             batches: Batches::Thread(batches),
             rows: 0,
             malformed: 0,
-            thread: None,
         };
         let mut decoder = match FileDecoder::open(path, s.clone(), skip) {
             Ok(decoder) => decoder,
@@ -252,19 +246,17 @@ impl CsvSource {
             open.batches = Batches::Ready(ready);
             return Ok(open);
         }
-        let thread = std::thread::Builder::new()
-            .name("weir-csv-decode".into())
-            .spawn(move || loop {
+        self.pool
+            .run(Box::new(move || loop {
                 let next = decoder.next();
                 let last = !matches!(next, Ok(Some(_)));
                 // The source stopped or moved on: nobody wants the rest. The end is said
-                // explicitly (`Ok(None)`): a channel that just closes means the thread died.
+                // explicitly (`Ok(None)`): a channel that just closes means the job died.
                 if send.send(next).is_err() || last {
                     return;
                 }
-            })
+            }))
             .map_err(|e| Error::io("cannot start a decoder thread for", path, e))?;
-        open.thread = Some(thread);
         Ok(open)
     }
 
@@ -272,11 +264,10 @@ impl CsvSource {
     /// decoded already (a small file's, decoded in place); `None` when it would have to wait
     /// for a decoder thread, or the input admitted ends, or an error comes first.
     fn peek_rows(&self) -> Option<usize> {
-        let after = self
-            .next
-            .as_ref()
-            .filter(|(path, _)| self.admitted.front() == Some(path))
-            .and_then(|(_, open)| open.as_ref().ok());
+        // The files decoding ahead that are the epoch's next ones, in order.
+        let after = (self.next.iter().zip(&self.admitted))
+            .take_while(|((path, _), admitted)| path == *admitted)
+            .map_while(|((_, open), _)| open.as_ref().ok());
         for open in self.current.iter().chain(after) {
             let Batches::Ready(ready) = &open.batches else {
                 return None;
@@ -351,23 +342,32 @@ impl CsvSource {
     }
 
     /// Opens the next admitted file: the one decoding ahead if it is that one. Then starts
-    /// decoding the file after it, so that two files decode at once on two cores. A file
-    /// decoded ahead but not read next (the backlog changed) is dropped, and its thread ends.
+    /// decoding the files after it, so that `decode_threads` files decode at once. Files
+    /// decoded ahead but not read next (the backlog changed) are dropped, and their jobs end.
     fn open_next(&mut self) -> Result<Option<OpenFile>> {
         let Some(path) = self.admitted.pop_front() else {
             return Ok(None);
         };
-        let open = match self.next.take() {
+        let open = match self.next.pop_front() {
             Some((ahead, open)) if ahead == path => open?,
-            _ => self.open(&path)?,
+            _ => {
+                self.next.clear();
+                self.open(&path)?
+            }
         };
-        // The next file to read: admitted into this epoch, or else the first of the backlog,
-        // which the next epoch admits first (a guess that is checked when it is opened).
-        let after = (self.admitted.front().cloned())
-            .or_else(|| self.backlog.front().map(|l| l.path.to_path_buf()));
-        if let Some(after) = after {
+        // The next files to read: admitted into this epoch, then the first of the backlog,
+        // which the next epoch admits first (a guess that is checked when each is opened).
+        while self.next.len() + 1 < self.pool.size() {
+            let i = self.next.len();
+            let after = match self.admitted.get(i) {
+                Some(path) => path.clone(),
+                None => match self.backlog.get(i - self.admitted.len()) {
+                    Some(listed) => listed.path.to_path_buf(),
+                    None => break,
+                },
+            };
             let ahead = self.open(&after);
-            self.next = Some((after, ahead));
+            self.next.push_back((after, ahead));
         }
         Ok(Some(open))
     }
@@ -400,7 +400,7 @@ impl Source for CsvSource {
         let s = &self.settings;
         let listed = match self.discovery.changes(&s.location, s.full_listing_interval) {
             Changes::Everything => self.list()?,
-            Changes::Paths(paths) => paths,
+            Changes::Paths(paths) => paths.into_iter().map(Arc::from).collect(),
         };
         let mut fresh: Vec<Listed> = Vec::new();
         for path in listed {
@@ -411,14 +411,14 @@ impl Source for CsvSource {
                 Ok(meta) => meta,
                 // Gone between listing and looking: it was never there for us.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("cannot inspect", &path, e)),
+                Err(e) => return Err(Error::io("cannot inspect", &*path, e)),
             };
             let modified = modified(&meta);
             if !meta.is_file() || !self.seen.is_new(&path, modified) {
                 continue;
             }
             fresh.push(Listed {
-                path: Arc::from(path),
+                path,
                 modified,
                 bytes: meta.len(),
             });
@@ -427,6 +427,9 @@ impl Source for CsvSource {
         if self.settings.latest_first {
             fresh.reverse();
         }
+        // One allocation of the table, not a doubling per power of two with the old table
+        // beside the new at each.
+        self.seen.reserve(fresh.len());
         for listed in &fresh {
             self.seen
                 .insert_shared(listed.path.clone(), listed.modified);

@@ -28,6 +28,7 @@ mod clean;
 mod config;
 mod csv;
 mod decode;
+mod pool;
 mod seen;
 mod split;
 mod times;

@@ -62,6 +62,11 @@ impl SeenFiles {
         self.insert_shared(Arc::from(path), modified);
     }
 
+    /// Makes room for `more` files.
+    pub(crate) fn reserve(&mut self, more: usize) {
+        self.files.reserve(more);
+    }
+
     /// Like [`Self::insert`], keeping `path`'s allocation, which the caller shares.
     pub(crate) fn insert_shared(&mut self, path: Arc<Path>, modified: Modified) {
         let bytes = path.as_os_str().len() as u64;
