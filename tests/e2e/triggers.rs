@@ -146,6 +146,34 @@ fn continuous_reads_files_as_they_arrive(watch: bool) {
     );
 }
 
+/// Input after a quiet spell is checkpointed once it is read, not at the interval's next
+/// tick: with an interval of an hour, a file dropped into a quiet folder still shows up.
+#[test]
+fn continuous_commits_input_after_a_quiet_spell_without_waiting_for_the_interval() {
+    let ws = Workspace::new();
+    let pipeline = notebook_pipeline("", 1).replace(r#"interval = "100ms""#, r#"interval = "1h""#);
+    ws.write("pipeline.toml", &pipeline);
+    std::fs::create_dir_all(ws.path("in")).unwrap();
+    let mut child = ws.spawn(&["run", "pipeline.toml"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let input = ws.csv_files("in", 0, 1, 250, 12, 31);
+    let expected = sums(&input);
+    let seen = wait_for(Duration::from_secs(20), || {
+        console_tables(&ws.stdout())
+            .values()
+            .last()
+            .is_some_and(|t| *t == expected)
+    });
+    assert!(
+        seen,
+        "the file waits for the hourly checkpoint: {}",
+        ws.stderr()
+    );
+    assert_eq!(parquet_rows(&ws.path("out")), sorted(input));
+    let status = signal_and_wait(&mut child, "INT");
+    assert!(status.success(), "exit {status:?}: {}", ws.stderr());
+}
+
 #[test]
 fn continuous_admits_at_most_max_files_per_trigger_new_files_per_epoch() {
     let ws = Workspace::new();

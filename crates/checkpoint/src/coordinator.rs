@@ -8,8 +8,8 @@ use tokio::sync::{broadcast, oneshot};
 use weir_core::{failure_point, Barrier, BarrierKind, Epoch, Error, StageSnapshot};
 
 use crate::messages::{
-    Ack, Admission, Admit, BarrierEmitted, Commit, InjectBarrier, RequestStop, RunContinuous,
-    StageFailed, StartEpoch, Trigger, Wire,
+    Ack, Admission, Admit, BarrierEmitted, Commit, InjectBarrier, InputDrained, RequestStop,
+    RunContinuous, StageFailed, StartEpoch, Trigger, Wire,
 };
 use crate::progress::{
     find_bottleneck, millis, rate, utc_timestamp, EventTimeProgress, EventTimeStats, StageLoad,
@@ -31,6 +31,8 @@ struct InFlight {
     /// When the epoch's reading began: its admission round, or the previous barrier under
     /// the continuous trigger.
     started: Instant,
+    /// When its barrier was injected.
+    injected: Instant,
     /// Every answer so far: the stage, its snapshot for the checkpoint ...
     snapshots: Vec<(String, StageSnapshot)>,
     /// ... and, at the same index, what it did in the epoch, for the progress record.
@@ -49,6 +51,9 @@ pub struct Coordinator {
     planning: bool,
     /// A processing-time tick came while an epoch was still running.
     tick_due: bool,
+    /// When the barrier of the latest epoch a source read rows in was injected: under the
+    /// continuous trigger, input after an interval without any is checkpointed at once.
+    rows_barrier_at: Option<Instant>,
     stopping: bool,
     final_injected: bool,
     /// available_now lists the input once, at the first epoch of this run.
@@ -94,6 +99,7 @@ impl Coordinator {
             in_flight: BTreeMap::new(),
             planning: false,
             tick_due: false,
+            rows_barrier_at: None,
             stopping: false,
             final_injected: false,
             listed: false,
@@ -233,6 +239,7 @@ impl Coordinator {
                 emitted: 0,
                 admitted,
                 started: self.next_start,
+                injected: Instant::now(),
                 snapshots: Vec::new(),
                 stats: Vec::new(),
             },
@@ -503,6 +510,24 @@ impl Handler<Wire> for Coordinator {
     }
 }
 
+impl Handler<InputDrained> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, _: InputDrained, ctx: &mut Context<Self>) {
+        let Trigger::Continuous { interval } = self.trigger else {
+            return;
+        };
+        // Input that keeps coming keeps to the interval: one epoch with rows per interval.
+        // An epoch still in flight is followed by the interval's tick as usual.
+        let due = self
+            .rows_barrier_at
+            .is_none_or(|at| at.elapsed() >= interval);
+        if due && self.in_flight.is_empty() && !self.final_injected && !self.stopping {
+            self.inject(BarrierKind::Checkpoint, false, None, ctx);
+        }
+    }
+}
+
 impl Handler<BarrierEmitted> for Coordinator {
     type Result = ();
 
@@ -512,6 +537,9 @@ impl Handler<BarrierEmitted> for Coordinator {
             return;
         };
         state.emitted += 1;
+        if msg.stats.rows_in > 0 {
+            self.rows_barrier_at = Some(state.injected);
+        }
         state.stats.push(msg.stats);
         state.snapshots.push((msg.stage, msg.snapshot));
         // available_now reads ahead: the next epoch's input is admitted as soon as every

@@ -18,8 +18,8 @@ mod store;
 
 pub use coordinator::{Coordinator, RunResult};
 pub use messages::{
-    Ack, Admission, Admit, BarrierEmitted, Commit, InjectBarrier, RequestStop, RunContinuous,
-    SourceControl, StageFailed, StartEpoch, Trigger, Wire,
+    Ack, Admission, Admit, BarrierEmitted, Commit, InjectBarrier, InputDrained, RequestStop,
+    RunContinuous, SourceControl, StageFailed, StartEpoch, Trigger, Wire,
 };
 pub use progress::{
     find_bottleneck, utc_timestamp, Bottleneck, EpochProgress, EventTimeProgress, EventTimeStats,

@@ -90,6 +90,14 @@ pub struct RunContinuous {
     pub poll: Duration,
 }
 
+/// Source → coordinator, under the continuous trigger: the source has read rows in this
+/// epoch and has nothing more to read for now. If no epoch with rows began its checkpoint
+/// within the last interval, the coordinator checkpoints at once rather than at the
+/// interval's next tick, so input after a quiet spell is committed without waiting.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct InputDrained;
+
 /// Source → coordinator: the barrier of `epoch` has left the source, which was at the
 /// position in `snapshot` when it did.
 #[derive(Debug, Clone, Message)]

@@ -6,8 +6,8 @@ use actix::prelude::*;
 use futures::future::{join_all, BoxFuture};
 use futures::FutureExt;
 use weir_checkpoint::{
-    Admission, Admit, BarrierEmitted, Coordinator, InjectBarrier, RunContinuous, StageFailed,
-    StageStats, StartEpoch,
+    Admission, Admit, BarrierEmitted, Coordinator, InjectBarrier, InputDrained, RunContinuous,
+    StageFailed, StageStats, StartEpoch,
 };
 use weir_core::{failure_point, BarrierKind, Envelope, Error, Quota, Source, StreamMessage};
 
@@ -41,6 +41,8 @@ pub(crate) struct SourceActor {
     stats: StageStats,
     /// The source's `watermark`, if its table sets one.
     tracker: Option<EventTimeTracker>,
+    /// The coordinator was told, this epoch, that the rows read are all the input there is.
+    drained_said: bool,
 }
 
 /// Which outputs a message goes to.
@@ -81,6 +83,7 @@ impl SourceActor {
             barriers: VecDeque::new(),
             continuous: None,
             last_discover: None,
+            drained_said: false,
             admitted_in_epoch: 0,
             discover_scheduled: false,
             in_flight: None,
@@ -106,6 +109,7 @@ impl SourceActor {
     fn barrier(&mut self, barrier: InjectBarrier) -> (StreamMessage, Route) {
         // What follows the barrier belongs to the next epoch, with a quota of its own.
         self.admitted_in_epoch = 0;
+        self.drained_said = false;
         let message = (StreamMessage::Barrier(barrier.barrier), Route::All);
         match self.tracker.as_mut().and_then(EventTimeTracker::advance) {
             Some(ms) => {
@@ -201,6 +205,12 @@ impl SourceActor {
             let Some(poll) = self.continuous.map(|p| self.source.idle_poll(p)) else {
                 return Ok(None);
             };
+            if self.stats.rows_in > 0 && !self.drained_said {
+                // All the input there is, read: after a quiet spell, a checkpoint now shows
+                // it at once, where the interval's next tick may be most of an interval away.
+                self.drained_said = true;
+                self.coordinator.do_send(InputDrained);
+            }
             if self.last_discover.is_some_and(|t| t.elapsed() < poll) {
                 return Ok(None);
             }
