@@ -481,9 +481,48 @@ def du(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, names in os.walk(path) for f in names)
 
 
-def w9(weir, data_root, work, counts, threads, duckdb_max, per_epoch=10_000):
+SPARK_W9 = """
+import sys, time
+from pyspark.sql import SparkSession
+folder, out, checkpoint, threads, per_epoch = sys.argv[1:6]
+spark = (SparkSession.builder.master(f"local[{threads}]").config("spark.ui.enabled", "false")
+         .config("spark.sql.shuffle.partitions", threads).getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+t = time.monotonic()
+rows = (spark.readStream.schema("File STRING, Shop STRING, Sale_Count INT").option("sep", ";")
+        .option("header", True).option("maxFilesPerTrigger", int(per_epoch)).csv(folder))
+query = (rows.writeStream.format("parquet").option("path", out).option("checkpointLocation", checkpoint)
+         .trigger(availableNow=True).start())
+query.awaitTermination()
+print(time.monotonic() - t)
+"""
+
+
+def spark_python(given):
+    """The Python that has PySpark and a Java to run it, or None with the reason."""
+    python = given or os.path.expanduser("~/.cache/weir/spark-venv/bin/python")
+    if not shutil.which("java"):
+        return None, "no Java on this machine"
+    if not os.path.exists(python) or subprocess.run([python, "-c", "import pyspark"], capture_output=True).returncode:
+        return None, f"no PySpark ({python}; pip install pyspark)"
+    return python, None
+
+
+def spark_w9(python, folder, w, threads, per_epoch):
+    """Spark's file source over the same folder, availableNow, to parquet: (seconds from the
+    query's start to its end, so the JVM's start-up is not counted; peak RSS MB)."""
+    import duckdb
+
+    seconds, rss, out, _ = timed([python, "-c", SPARK_W9, folder, f"{w}/spark-out", f"{w}/spark-state", str(threads),
+                                  str(per_epoch)], timeout=7200)
+    count = duckdb.sql(f"SELECT count(*) FROM '{w}/spark-out/*.parquet'").fetchall()[0][0]
+    return float(out.strip().splitlines()[-1]), rss, count
+
+
+def w9(weir, data_root, work, counts, threads, duckdb_max, spark=None, spark_max=0, per_epoch=10_000):
     """The notebook's CSV -> parquet job over folders of many small files: time per file,
-    peak RSS and checkpoint size as the count grows, beside DuckDB over the same glob."""
+    peak RSS and checkpoint size as the count grows, beside DuckDB over the same glob and
+    Spark's file source (up to `spark_max` files, if `spark` names a Python with PySpark)."""
     import duckdb
 
     results = []
@@ -499,8 +538,12 @@ def w9(weir, data_root, work, counts, threads, duckdb_max, per_epoch=10_000):
         # DuckDB's time per file grows with the glob (1.1 ms at 10,000 files, 1.6 ms at
         # 100,000 here): past duckdb_max it would run for most of an hour.
         d_seconds, d_rss = duckdb_child("", sql, threads) if files <= duckdb_max else (float("nan"), float("nan"))
+        s_seconds, s_rss = float("nan"), float("nan")
+        if spark and files <= spark_max:
+            s_seconds, s_rss, s_count = spark_w9(spark, f"{folder}/in", w, threads, per_epoch)
+            assert s_count == files * 10, f"W9: Spark wrote {s_count} rows, {files * 10} expected"
         results.append({"files": files, "weir_s": seconds, "weir_rss": rss, "checkpoint_mb": checkpoint / 1e6,
-                        "duck_s": d_seconds, "duck_rss": d_rss})
+                        "duck_s": d_seconds, "duck_rss": d_rss, "spark_s": s_seconds, "spark_rss": s_rss})
     return results
 
 
@@ -576,6 +619,8 @@ def main():
     parser.add_argument("--w3-files", type=int, default=40)
     parser.add_argument("--w9-files", default="10000,100000,1000000", help="W9's file counts")
     parser.add_argument("--w9-duckdb-max", type=int, default=100_000, help="W9 runs DuckDB up to this many files")
+    parser.add_argument("--w9-spark-max", type=int, default=100_000, help="W9 runs Spark up to this many files")
+    parser.add_argument("--spark-python", help="a Python with PySpark, for W9 (default ~/.cache/weir/spark-venv)")
     parser.add_argument("--w10-existing", type=int, default=100_000, help="files already in W10's folder")
     parser.add_argument("--only", default="W1,W1-http,W2,W3,W4,W5,W6,W7")
     parser.add_argument("--results", default=os.path.join(HERE, "results.md"))
@@ -639,15 +684,20 @@ def main():
             f"peak RSS {r['weir_rss']:.0f} MB.\n")
     if "W9" in only:
         counts = [int(c) for c in args.w9_files.split(",")]
+        spark, why = spark_python(args.spark_python)
         say("W9 many small files (10 rows each), CSV to parquet, available_now, 10,000 files an epoch, checkpoints; "
-            "DuckDB copies the same glob to one parquet file:\n")
-        say("| files | weir | µs per file | weir peak RSS | checkpoint | DuckDB | DuckDB peak RSS |")
-        say("|---:|---:|---:|---:|---:|---:|---:|")
-        for r in w9(weir, args.data, f"{args.work}/w9", counts, threads, args.w9_duckdb_max):
+            "DuckDB copies the same glob to one parquet file; Spark's file source runs the same stream "
+            "(maxFilesPerTrigger 10,000, availableNow, parquet sink), timed from the query's start"
+            + (f" (Spark not run: {why})" if why else "") + ":\n")
+        say("| files | weir | µs per file | weir peak RSS | checkpoint | DuckDB | DuckDB peak RSS | Spark | Spark peak RSS |")
+        say("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in w9(weir, args.data, f"{args.work}/w9", counts, threads, args.w9_duckdb_max, spark, args.w9_spark_max):
             duck = (f"{r['duck_s']:.2f} s | {r['duck_rss']:.0f} MB" if r["duck_s"] == r["duck_s"]
                     else f"not run (over --w9-duckdb-max) | -")
+            spark_cell = (f"{r['spark_s']:.2f} s | {r['spark_rss']:.0f} MB" if r["spark_s"] == r["spark_s"]
+                          else "not run | -")
             say(f"| {r['files']:,} | {r['weir_s']:.2f} s | {r['weir_s'] / r['files'] * 1e6:.0f} | {r['weir_rss']:.0f} MB | "
-                f"{r['checkpoint_mb']:.1f} MB | {duck} |")
+                f"{r['checkpoint_mb']:.1f} MB | {duck} | {spark_cell} |")
         say()
     if "W10" in only:
         for watch, small in ((True, False), (False, False), (True, True), (False, True)):
