@@ -11,8 +11,9 @@ Workloads (bench/README.md says more):
       it off, alternately, 5 runs each: the overhead of observing a run
   W3  continuous trigger, checkpoint.interval 100ms, files dropped one at a time:
       latency from a file's rename into the folder to its rows in committed output
-  W9  many small files (10 rows each) to parquet, 10,000 to 1,000,000: time per file, peak
-      RSS and checkpoint size, beside DuckDB over the same glob
+  W9  many small files (10 rows each, modified at 10,000 a day) to parquet, 10,000 to
+      1,000,000: time per file, peak RSS and checkpoint size, beside DuckDB over the same
+      glob and Spark's file source (if PySpark is installed)
   W10 W3 in a folder already holding 100,000 small files, with inotify (watch) and without:
       the cost of finding a new file among many
   W4  W1 with 1,000,000 distinct keys under the continuous trigger, checkpoints every 100 ms
@@ -462,8 +463,14 @@ def w3(weir, data, work, files, existing=0, watch=True, small_drops=False):
             "caught_up_s": caught_up}
 
 
+FILES_PER_DAY = 10_000
+
+
 def small_files(folder, files):
-    """`files` CSV files of 10 rows each in `folder/in`, made once (names sort by number)."""
+    """`files` CSV files of 10 rows each in `folder/in`, made once (names sort by number).
+    Their modification times are spread at FILES_PER_DAY, the newest now, as files that
+    arrived over days: past `max_file_age` (7 days) the oldest are forgotten as they are read,
+    so the checkpoint stops growing from 70,000 files on."""
     inbox = os.path.join(folder, "in")
     done = os.path.join(folder, "complete")
     if not os.path.exists(done):
@@ -473,6 +480,13 @@ def small_files(folder, files):
             with open(os.path.join(inbox, name), "w") as f:
                 f.write("File;Shop;Sale_Count\n" + "".join(f"{name};Shop_{(i + j) % 100:03};{j}\n" for j in range(10)))
         open(done, "w").close()
+    aged = os.path.join(folder, "aged")
+    if not os.path.exists(aged):
+        now = time.time()
+        for i in range(files):
+            t = now - (files - i) * 86_400 / FILES_PER_DAY
+            os.utime(os.path.join(inbox, f"f{i:07}.csv"), (t, t))
+        open(aged, "w").close()
     return folder
 
 
@@ -685,7 +699,8 @@ def main():
     if "W9" in only:
         counts = [int(c) for c in args.w9_files.split(",")]
         spark, why = spark_python(args.spark_python)
-        say("W9 many small files (10 rows each), CSV to parquet, available_now, 10,000 files an epoch, checkpoints; "
+        say("W9 many small files (10 rows each, modified over days at 10,000 a day), CSV to parquet, available_now, "
+            "10,000 files an epoch, checkpoints, max_file_age 7d (the default); "
             "DuckDB copies the same glob to one parquet file; Spark's file source runs the same stream "
             "(maxFilesPerTrigger 10,000, availableNow, parquet sink), timed from the query's start"
             + (f" (Spark not run: {why})" if why else "") + ":\n")

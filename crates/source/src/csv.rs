@@ -1166,6 +1166,41 @@ mod tests {
     }
 
     #[test]
+    fn large_files_read_whole_and_in_order_whatever_the_number_of_decode_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        // Over 64 KiB each, so that every file decodes on a thread of the pool.
+        let rows_per_file = 8000;
+        let mut want = Vec::new();
+        for f in 0..7 {
+            let mut text = String::from("File;Shop;Sale_Count\n");
+            for r in 0..rows_per_file {
+                let n = (f * rows_per_file + r) as i32;
+                text.push_str(&format!("f{f}.csv;Shop_{:03};{n}\n", r % 50));
+                want.push(n);
+            }
+            assert!(text.len() as u64 > DECODED_IN_PLACE);
+            fs::write(dir.path().join(format!("f{f}.csv")), text).unwrap();
+        }
+        for threads in [1, 2, 3, 8] {
+            let mut source = admitted_all(CsvSourceConfig {
+                decode_threads: Some(threads),
+                batch_size: 1000,
+                ..config(dir.path())
+            });
+            assert_eq!(read_all(&mut source), want, "decode_threads = {threads}");
+            assert!(source.pool.threads.len() <= threads);
+        }
+        let refused = CsvSourceConfig {
+            decode_threads: Some(0),
+            ..config(dir.path())
+        };
+        let errors = refused.validate().err().unwrap();
+        assert!(errors
+            .iter()
+            .any(|e| e.to_string() == "decode_threads: must be at least 1"));
+    }
+
+    #[test]
     fn small_files_are_joined_into_batches_of_at_most_batch_size_rows() {
         let dir = tempfile::tempdir().unwrap();
         for f in 0..10 {

@@ -17,7 +17,7 @@ pub(crate) struct DecoderPool {
     size: usize,
     jobs: Option<Sender<Job>>,
     queue: Arc<Mutex<Receiver<Job>>>,
-    threads: Vec<JoinHandle<()>>,
+    pub(crate) threads: Vec<JoinHandle<()>>,
 }
 
 impl DecoderPool {
