@@ -227,35 +227,64 @@ fn every_failure_point_recovers_exactly_once() {
 fn continuous_runs_killed_while_files_arrive_lose_and_duplicate_nothing() {
     let ws = Workspace::new();
     ws.write("pipeline.toml", &exactly_once_pipeline("", 2));
-    let files = 24;
+    let arrivals = Arrivals {
+        files: 24,
+        rows: 400,
+        every_ms: 40,
+        seed: 100,
+    };
+    let (input, mut child) = killed_while_files_arrive(&ws, arrivals, 12, (20, 100), 7);
+    let status = signal_and_wait(&mut child, "TERM");
+    assert!(status.success(), "{}", ws.stderr());
+    assert_exactly_once(&ws, &input);
+}
+
+/// Files of notebook rows dropped into `in/` one at a time.
+struct Arrivals {
+    files: usize,
+    rows: usize,
+    every_ms: u64,
+    /// The first file's seed; file `f` takes `seed + f`.
+    seed: u64,
+}
+
+/// Runs `ws`'s continuous pipeline while `arrivals` come, killing it `kills` times, each
+/// after a random `wait` (least and spread, in ms); then starts a last run and waits until
+/// its per-shop sums hold every file. Gives the input and that last run, still running.
+fn killed_while_files_arrive(
+    ws: &Workspace,
+    arrivals: Arrivals,
+    kills: usize,
+    wait: (u64, u64),
+    seed: u64,
+) -> (Vec<Row>, std::process::Child) {
     let writer = {
         let dir = ws.path("in");
         std::thread::spawn(move || {
             let mut all = Vec::new();
-            for f in 0..files {
-                all.extend(csv_files(&dir, f, 1, 400, 30, 100 + f as u64));
-                std::thread::sleep(Duration::from_millis(40));
+            for f in 0..arrivals.files {
+                let seed = arrivals.seed + f as u64;
+                all.extend(csv_files(&dir, f, 1, arrivals.rows, 30, seed));
+                std::thread::sleep(Duration::from_millis(arrivals.every_ms));
             }
             all
         })
     };
-    let mut rng = Lcg(7);
-    for _ in 0..12 {
+    let mut rng = Lcg(seed);
+    for _ in 0..kills {
         let mut child = ws.spawn(&["run", "pipeline.toml", "--quiet"]);
-        std::thread::sleep(Duration::from_millis(20 + rng.below(100)));
+        std::thread::sleep(Duration::from_millis(wait.0 + rng.below(wait.1)));
         kill9(&mut child);
     }
     let input = writer.join().unwrap();
-    // A last run takes in whatever is left, then stops gracefully.
-    let mut child = ws.spawn(&["run", "pipeline.toml", "--quiet"]);
+    // A last run takes in whatever is left.
+    let child = ws.spawn(&["run", "pipeline.toml", "--quiet"]);
     let expected = sums(&input);
     let caught_up = wait_for(Duration::from_secs(30), || {
-        std::fs::read_to_string(ws.path("sums/result.csv")).is_ok() && sums_file(&ws) == expected
+        std::fs::read_to_string(ws.path("sums/result.csv")).is_ok() && sums_file(ws) == expected
     });
     assert!(caught_up, "the last run never caught up: {}", ws.stderr());
-    let status = signal_and_wait(&mut child, "TERM");
-    assert!(status.success(), "{}", ws.stderr());
-    assert_exactly_once(&ws, &input);
+    (input, child)
 }
 
 #[test]
@@ -676,31 +705,13 @@ fn held_files_reach_target_file_size_at_a_100ms_interval_and_survive_kills() {
             &format!("path = \"out\"\ntarget_file_size = {target}\n"),
         );
     ws.write("pipeline.toml", &pipeline);
-    let files = 60;
-    let writer = {
-        let dir = ws.path("in");
-        std::thread::spawn(move || {
-            let mut all = Vec::new();
-            for f in 0..files {
-                all.extend(csv_files(&dir, f, 1, 200, 30, 300 + f as u64));
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            all
-        })
+    let arrivals = Arrivals {
+        files: 60,
+        rows: 200,
+        every_ms: 50,
+        seed: 300,
     };
-    let mut rng = Lcg(47);
-    for _ in 0..12 {
-        let mut child = ws.spawn(&["run", "pipeline.toml", "--quiet"]);
-        std::thread::sleep(Duration::from_millis(80 + rng.below(320)));
-        kill9(&mut child);
-    }
-    let input = writer.join().unwrap();
-    let mut child = ws.spawn(&["run", "pipeline.toml", "--quiet"]);
-    let expected = sums(&input);
-    let caught_up = wait_for(Duration::from_secs(30), || {
-        std::fs::read_to_string(ws.path("sums/result.csv")).is_ok() && sums_file(&ws) == expected
-    });
-    assert!(caught_up, "the last run never caught up: {}", ws.stderr());
+    let (input, mut child) = killed_while_files_arrive(&ws, arrivals, 12, (80, 320), 47);
     // Before the stop, the rows of the file being filled are held, not visible.
     let held = parquet_rows(&ws.path("out")).len();
     assert!(held < input.len(), "nothing was held back");

@@ -1,6 +1,7 @@
 //! Every trigger: bounded ones end by themselves, unbounded ones pick up new files and stop
 //! cleanly on a signal.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::common::*;
@@ -112,12 +113,7 @@ fn continuous_reads_files_as_they_arrive(watch: bool) {
     for f in 0..4 {
         input.extend(ws.csv_files("in", f, 1, 250, 12, 10 + f as u64));
         let expected = sums(&input);
-        let seen = wait_for(Duration::from_secs(10), || {
-            console_tables(&ws.stdout())
-                .values()
-                .last()
-                .is_some_and(|t| *t == expected)
-        });
+        let seen = console_shows(&ws, &expected, Duration::from_secs(10));
         assert!(
             seen,
             "file {f} was not processed: {}\n{}",
@@ -158,12 +154,7 @@ fn continuous_commits_input_after_a_quiet_spell_without_waiting_for_the_interval
     std::thread::sleep(Duration::from_millis(300));
     let input = ws.csv_files("in", 0, 1, 250, 12, 31);
     let expected = sums(&input);
-    let seen = wait_for(Duration::from_secs(20), || {
-        console_tables(&ws.stdout())
-            .values()
-            .last()
-            .is_some_and(|t| *t == expected)
-    });
+    let seen = console_shows(&ws, &expected, Duration::from_secs(20));
     assert!(
         seen,
         "the file waits for the hourly checkpoint: {}",
@@ -185,12 +176,7 @@ fn continuous_admits_at_most_max_files_per_trigger_new_files_per_epoch() {
     ws.write("pipeline.toml", &pipeline);
     let mut child = ws.spawn(&["run", "pipeline.toml"]);
     let expected = sums(&input);
-    let done = wait_for(Duration::from_secs(20), || {
-        console_tables(&ws.stdout())
-            .values()
-            .last()
-            .is_some_and(|t| *t == expected)
-    });
+    let done = console_shows(&ws, &expected, Duration::from_secs(20));
     assert!(done, "not every file was read: {}", ws.stderr());
     let status = signal_and_wait(&mut child, "INT");
     assert!(status.success(), "exit {status:?}: {}", ws.stderr());
@@ -210,4 +196,14 @@ fn continuous_admits_at_most_max_files_per_trigger_new_files_per_epoch() {
     }
     assert_eq!(started.len(), 4);
     assert_eq!(parquet_rows(&ws.path("out")), sorted(input));
+}
+
+/// Whether the console's last table is `expected` within `timeout`.
+fn console_shows(ws: &Workspace, expected: &BTreeMap<String, i64>, timeout: Duration) -> bool {
+    wait_for(timeout, || {
+        console_tables(&ws.stdout())
+            .values()
+            .last()
+            .is_some_and(|t| t == expected)
+    })
 }

@@ -1174,7 +1174,7 @@ mod tests {
         for f in 0..7 {
             let mut text = String::from("File;Shop;Sale_Count\n");
             for r in 0..rows_per_file {
-                let n = (f * rows_per_file + r) as i32;
+                let n = f * rows_per_file + r;
                 text.push_str(&format!("f{f}.csv;Shop_{:03};{n}\n", r % 50));
                 want.push(n);
             }
