@@ -455,7 +455,10 @@ def w3(weir, data, work, files, existing=0, watch=True, small_drops=False):
     interrupt(proc)
     with open(f"{work}/.time.txt") as f:
         rss = int(f.read().strip().splitlines()[-1]) / 1024
-    latencies = sorted((seen[n] - dropped[n]) * 1000 for n in dropped if n in seen)
+    in_order = [round((seen[n] - dropped[n]) * 1000) for n in sorted(dropped, key=dropped.get) if n in seen]
+    if os.environ.get("W3_TRACE"):
+        print("W3 latencies in drop order (ms):", in_order, file=sys.stderr)
+    latencies = sorted(in_order)
     assert all(n in seen for n in old), "W3: existing files were lost"
     assert len(latencies) == len(dropped), f"W3: only {len(latencies)} of {len(dropped)} files became visible"
     p = lambda q: latencies[min(len(latencies) - 1, int(round(q * (len(latencies) - 1))))]

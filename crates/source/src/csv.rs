@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::SchemaRef;
@@ -37,6 +37,7 @@ impl CsvSourceSettings {
                 true => Discovery::First,
                 false => Discovery::Listing,
             },
+            stamp: None,
             seen: SeenFiles::default(),
             backlog: VecDeque::new(),
             admitted_bytes: 0,
@@ -57,6 +58,8 @@ impl CsvSourceSettings {
 /// Reads the CSV files of a folder, each once, in the order they appeared.
 pub struct CsvSource {
     settings: CsvSourceSettings,
+    /// Under `watch = false`, the folder's modification time at the last listing.
+    stamp: Option<FolderStamp>,
     /// Listing, or watching for new files.
     discovery: Discovery,
     /// Every file discovered and not yet aged out, so that a file is read once even if it
@@ -115,6 +118,21 @@ struct Listed {
 /// to be seen, where a listing waits for the runtime's poll (100 ms).
 const WATCHED_POLL: Duration = Duration::from_millis(10);
 
+/// A folder's modification time, read just before it was listed. Creating, removing or
+/// renaming a file in a folder changes it, so a listing source that finds it unchanged need
+/// not list again; the folder is still listed every `full_listing_interval`.
+struct FolderStamp {
+    modified: SystemTime,
+    /// Read at least [`TIMESTAMP_GRANULARITY`] after the folder last changed. File systems
+    /// stamp changes with a coarse clock: a change made just after the read could carry
+    /// the same time, so an earlier read says nothing about what came after it.
+    settled: bool,
+    listed: Instant,
+}
+
+/// More than the coarsest clock Linux file systems stamp changes with (a jiffy, 1 to 10 ms).
+const TIMESTAMP_GRANULARITY: Duration = Duration::from_millis(50);
+
 /// Files up to this size are decoded on the source's own thread when opened, in one go;
 /// larger ones on a thread of the pool, ahead of the reader. For small files, starting a
 /// thread and a channel costs more than the decoding.
@@ -164,6 +182,38 @@ fn finished_key(path: &Path) -> Vec<u8> {
 }
 
 impl CsvSource {
+    /// Under `watch = false`, whether the folder is as it was when last listed, so that this
+    /// look need not list it: its modification time is the same, that time was settled
+    /// when read, and the last listing is younger than `full_listing_interval`. Otherwise
+    /// takes the folder's stamp for the listing that follows.
+    fn folder_unchanged(&mut self) -> bool {
+        let (Discovery::Listing, Location::Folder(dir)) =
+            (&self.discovery, &self.settings.location)
+        else {
+            return false;
+        };
+        let before = SystemTime::now();
+        let Ok(modified) = fs::metadata(dir).and_then(|m| m.modified()) else {
+            self.stamp = None;
+            return false;
+        };
+        let interval = self.settings.full_listing_interval;
+        let unchanged = self.stamp.as_ref().is_some_and(|stamp| {
+            stamp.settled && stamp.modified == modified && stamp.listed.elapsed() < interval
+        });
+        if !unchanged {
+            let settled = before
+                .duration_since(modified)
+                .is_ok_and(|quiet| quiet > TIMESTAMP_GRANULARITY);
+            self.stamp = Some(FolderStamp {
+                modified,
+                settled,
+                listed: Instant::now(),
+            });
+        }
+        unchanged
+    }
+
     /// Every path in the source's folder or glob. Each name becomes the one shared
     /// allocation the backlog and the seen set keep as soon as it is listed: at a million
     /// files, holding the listing's own copies until the end would be some 90 MB more.
@@ -399,6 +449,7 @@ impl Source for CsvSource {
     fn discover(&mut self) -> Result<()> {
         let s = &self.settings;
         let listed = match self.discovery.changes(&s.location, s.full_listing_interval) {
+            Changes::Everything if self.folder_unchanged() => return Ok(()),
             Changes::Everything => self.list()?,
             Changes::Paths(paths) => paths.into_iter().map(Arc::from).collect(),
         };
@@ -482,9 +533,11 @@ impl Source for CsvSource {
     }
 
     fn idle_poll(&self, default: Duration) -> Duration {
-        match self.discovery {
+        match (&self.discovery, &self.settings.location) {
             // A look is a read of the event queue: cheap enough to take often.
-            Discovery::Watching(_) => default.min(WATCHED_POLL),
+            (Discovery::Watching(_), _) => default.min(WATCHED_POLL),
+            // ... or, listing a folder, mostly a look at its modification time.
+            (Discovery::Listing, Location::Folder(_)) => default.min(WATCHED_POLL),
             _ => default,
         }
     }
@@ -652,7 +705,7 @@ mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
     use arrow_array::types::Int32Type;
-    use std::time::SystemTime;
+    use std::fs::File;
 
     fn config(dir: &Path) -> CsvSourceConfig {
         CsvSourceConfig {
@@ -1198,6 +1251,47 @@ mod tests {
         assert!(errors
             .iter()
             .any(|e| e.to_string() == "decode_threads: must be at least 1"));
+    }
+
+    #[test]
+    fn a_listing_source_lists_again_only_when_the_folder_changed_or_the_full_listing_is_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, n: i32| {
+            let text = format!("File;Shop;Sale_Count\n{name};S;{n}\n");
+            fs::write(dir.path().join(name), text).unwrap();
+        };
+        write("a.csv", 1);
+        // Older than the clock's granularity when first looked at: the stamp is settled.
+        std::thread::sleep(TIMESTAMP_GRANULARITY * 2);
+        let mut source = CsvSourceConfig {
+            watch: false,
+            full_listing_interval: Some("300ms".into()),
+            ..config(dir.path())
+        }
+        .validate()
+        .unwrap()
+        .build();
+        source.discover().unwrap();
+        assert_eq!(source.backlog(), 1);
+        assert_eq!(source.idle_poll(Duration::from_millis(100)), WATCHED_POLL);
+        // A new file changes the folder's time: listed at once.
+        write("b.csv", 2);
+        source.discover().unwrap();
+        assert_eq!(source.backlog(), 2);
+        std::thread::sleep(TIMESTAMP_GRANULARITY * 2);
+        source.discover().unwrap(); // settles the stamp
+                                    // A file the folder's time does not show (set back by hand) waits for the full
+                                    // listing: unchanged looks do not list.
+        let stamp = fs::metadata(dir.path()).unwrap().modified().unwrap();
+        write("c.csv", 3);
+        File::open(dir.path()).unwrap().set_modified(stamp).unwrap();
+        source.discover().unwrap();
+        assert_eq!(source.backlog(), 2, "listed although unchanged");
+        std::thread::sleep(Duration::from_millis(350));
+        source.discover().unwrap();
+        assert_eq!(source.backlog(), 3, "the full listing is the safety net");
+        source.admit(Quota::All);
+        assert_eq!(read_all(&mut source), vec![1, 2, 3]);
     }
 
     #[test]
