@@ -214,10 +214,12 @@ impl CsvSource {
         unchanged
     }
 
-    /// Every path in the source's folder or glob. Each name becomes the one shared
-    /// allocation the backlog and the seen set keep as soon as it is listed: at a million
-    /// files, holding the listing's own copies until the end would be some 90 MB more.
+    /// The paths in the source's folder or glob that are not hidden and not seen before.
+    /// Each becomes the one shared allocation the backlog and the seen set keep as soon as
+    /// it is listed: at a million files, holding the listing's own copies until the end
+    /// would be some 90 MB more. A name seen before costs a lookup, no allocation kept.
     fn list(&self) -> Result<Vec<Arc<Path>>> {
+        let new = |path: &Path| !is_hidden(path) && !self.seen.contains(path);
         match &self.settings.location {
             Location::Folder(dir) => {
                 let entries = match fs::read_dir(dir) {
@@ -229,15 +231,18 @@ impl CsvSource {
                 };
                 let mut files = Vec::new();
                 for entry in entries {
-                    let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
-                    files.push(Arc::from(entry.path()));
+                    let path = entry.map_err(|e| Error::io("cannot list", dir, e))?.path();
+                    if new(&path) {
+                        files.push(Arc::from(path));
+                    }
                 }
                 Ok(files)
             }
             Location::Glob(pattern) => {
                 let paths = glob::glob(pattern)
                     .map_err(|e| Error::Internal(format!("glob {pattern} was validated: {e}")))?;
-                Ok(paths.filter_map(|p| p.ok()).map(Arc::from).collect())
+                let paths = paths.filter_map(|p| p.ok()).filter(|p| new(p));
+                Ok(paths.map(Arc::from).collect())
             }
         }
     }
@@ -1335,25 +1340,34 @@ mod tests {
     }
 
     #[test]
-    fn a_watching_source_looks_often_and_a_listing_one_at_the_runtimes_pace() {
+    fn a_source_looks_often_where_a_look_is_cheap_and_a_listed_glob_at_the_runtimes_pace() {
         let dir = tempfile::tempdir().unwrap();
         let poll = Duration::from_millis(100);
-        for (watch, after) in [(true, WATCHED_POLL), (false, poll)] {
+        let glob = format!("{}/*.csv", dir.path().display());
+        // (watch, path, before the second look, after it)
+        let cases = [
+            (true, dir.path().display().to_string(), poll, WATCHED_POLL),
+            (
+                false,
+                dir.path().display().to_string(),
+                WATCHED_POLL,
+                WATCHED_POLL,
+            ),
+            (false, glob, poll, poll),
+        ];
+        for (watch, path, before, after) in cases {
             let mut source = CsvSourceConfig {
                 watch,
+                path: path.clone(),
                 ..config(dir.path())
             }
             .validate()
             .unwrap()
             .build();
-            assert_eq!(
-                source.idle_poll(poll),
-                poll,
-                "not watching before the second look"
-            );
+            assert_eq!(source.idle_poll(poll), before, "{path}, watch = {watch}");
             source.discover().unwrap();
             source.discover().unwrap();
-            assert_eq!(source.idle_poll(poll), after, "watch = {watch}");
+            assert_eq!(source.idle_poll(poll), after, "{path}, watch = {watch}");
         }
     }
 
