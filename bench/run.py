@@ -511,7 +511,12 @@ rows = (spark.readStream.schema("File STRING, Shop STRING, Sale_Count INT").opti
 query = (rows.writeStream.format("parquet").option("path", out).option("checkpointLocation", checkpoint)
          .trigger(availableNow=True).start())
 query.awaitTermination()
-print(time.monotonic() - t)
+seconds = time.monotonic() - t
+# The JVM is PySpark's child, which GNU time does not see: its own high-water mark.
+jvm = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
+with open(f"/proc/{jvm}/status") as f:
+    hwm_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+print(seconds, hwm_kb)
 """
 
 
@@ -527,13 +532,15 @@ def spark_python(given):
 
 def spark_w9(python, folder, w, threads, per_epoch):
     """Spark's file source over the same folder, availableNow, to parquet: (seconds from the
-    query's start to its end, so the JVM's start-up is not counted; peak RSS MB)."""
+    query's start to its end, so the JVM's start-up is not counted; peak RSS MB of the JVM
+    and of Python, the driver's front, added)."""
     import duckdb
 
     seconds, rss, out, _ = timed([python, "-c", SPARK_W9, folder, f"{w}/spark-out", f"{w}/spark-state", str(threads),
                                   str(per_epoch)], timeout=7200)
     count = duckdb.sql(f"SELECT count(*) FROM '{w}/spark-out/*.parquet'").fetchall()[0][0]
-    return float(out.strip().splitlines()[-1]), rss, count
+    seconds, hwm_kb = out.strip().splitlines()[-1].split()
+    return float(seconds), rss + int(hwm_kb) / 1024, count
 
 
 def w9(weir, data_root, work, counts, threads, duckdb_max, spark=None, spark_max=0, per_epoch=10_000):

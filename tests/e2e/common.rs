@@ -339,6 +339,27 @@ pub(crate) fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -
 
 /// Sends `signal` (INT or TERM) to `child` and waits for it to exit.
 pub(crate) fn signal_and_wait(child: &mut Child, signal: &str) -> std::process::ExitStatus {
+    // A signal that comes before weir has set its handler ends it the default way: wait,
+    // as a user would see a started process, until the kernel says it catches the signal.
+    let number = match signal {
+        "INT" => 2,
+        "TERM" => 15,
+        // Not caught by anyone.
+        "KILL" => 0,
+        other => panic!("no number for SIG{other}"),
+    };
+    let catches = || {
+        let status = fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1 << (number - 1)) != 0)
+    };
+    assert!(
+        number == 0 || wait_for(Duration::from_secs(20), catches),
+        "weir never set a handler for SIG{signal}"
+    );
     let status = Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(child.id().to_string())

@@ -54,6 +54,9 @@ pub struct Coordinator {
     /// When the barrier of the latest epoch a source read rows in was injected: under the
     /// continuous trigger, input after an interval without any is checkpointed at once.
     rows_barrier_at: Option<Instant>,
+    /// A source said it had read all there is while an epoch was in flight: once that
+    /// epoch's acks are in, the early barrier may go.
+    drained_waiting: bool,
     stopping: bool,
     final_injected: bool,
     /// available_now lists the input once, at the first epoch of this run.
@@ -100,6 +103,7 @@ impl Coordinator {
             planning: false,
             tick_due: false,
             rows_barrier_at: None,
+            drained_waiting: false,
             stopping: false,
             final_injected: false,
             listed: false,
@@ -226,6 +230,7 @@ impl Coordinator {
         let epoch = self.next_epoch;
         self.next_epoch = epoch.next();
         self.final_injected = kind == BarrierKind::Final;
+        self.drained_waiting = false;
         let barrier = Barrier { epoch, kind };
         tracing::debug!(%epoch, ?kind, "injecting barrier");
         for source in &wire.sources {
@@ -293,6 +298,9 @@ impl Coordinator {
         let Some(state) = self.in_flight.remove(&epoch) else {
             return;
         };
+        if std::mem::take(&mut self.drained_waiting) {
+            self.early_barrier(ctx);
+        }
         let Some(wire) = &self.wire else { return };
         let last = state.kind == BarrierKind::Final;
         failure_point("after-acks-before-manifest");
@@ -514,11 +522,22 @@ impl Handler<InputDrained> for Coordinator {
     type Result = ();
 
     fn handle(&mut self, _: InputDrained, ctx: &mut Context<Self>) {
+        match self.in_flight.is_empty() {
+            true => self.early_barrier(ctx),
+            // Its acks first: at most one epoch is in flight.
+            false => self.drained_waiting = true,
+        }
+    }
+}
+
+impl Coordinator {
+    /// Under the continuous trigger, the barrier for input read after a quiet spell, now
+    /// rather than at the interval's next tick. Input that keeps coming keeps to the
+    /// interval: one epoch with rows per interval.
+    fn early_barrier(&mut self, ctx: &mut Context<Self>) {
         let Trigger::Continuous { interval } = self.trigger else {
             return;
         };
-        // Input that keeps coming keeps to the interval: one epoch with rows per interval.
-        // An epoch still in flight is followed by the interval's tick as usual.
         let due = self
             .rows_barrier_at
             .is_none_or(|at| at.elapsed() >= interval);
