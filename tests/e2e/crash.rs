@@ -366,7 +366,8 @@ fn a_recursive_glob_never_reads_a_file_that_is_not_committed() {
         &exactly_once_pipeline("available_now = true", 1),
     );
     // Stopped, as by kill -9, with epoch 2 checkpointed and its files pre-committed in
-    // out/_tmp, not yet renamed into place.
+    // out/_tmp, not yet renamed into place. Epoch 1's commit may or may not have run by
+    // then (it is under way while epoch 2 completes): either state is one a crash leaves.
     let out = ws.run_failing_at("after-manifest-before-commit");
     assert!(!out.status.success());
     let tmp = visible_or_not(&ws.path("out/_tmp"));
@@ -377,7 +378,13 @@ fn a_recursive_glob_never_reads_a_file_that_is_not_committed() {
     // DuckDB's recursive glob, common for partitioned output, descends into `_tmp`.
     let script = r#"
 import sys, duckdb
-print(duckdb.sql(f"SELECT count(*) FROM read_parquet('{sys.argv[1]}/**/*.parquet')").fetchall()[0][0])
+try:
+    print(duckdb.sql(f"SELECT count(*) FROM read_parquet('{sys.argv[1]}/**/*.parquet')").fetchall()[0][0])
+except duckdb.IOException as e:
+    # Nothing committed yet, and the pending files not taken for output either.
+    if "No files found" not in str(e):
+        raise
+    print(0)
 "#;
     let counted = Command::new("python3")
         .args(["-c", script])
@@ -399,7 +406,7 @@ print(duckdb.sql(f"SELECT count(*) FROM read_parquet('{sys.argv[1]}/**/*.parquet
         parquet_rows(&ws.path("out")).len(),
         "rows of committed files only"
     );
-    assert_eq!(counted, 300, "epoch 1 only");
+    assert!(counted == 0 || counted == 300, "epoch 1 at most: {counted}");
     ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
     assert_exactly_once(&ws, &input);
 }
