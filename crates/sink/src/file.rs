@@ -98,7 +98,9 @@ pub struct FileSinkSettings {
     pub dir: PathBuf,
     format: FileFormat,
     mode: OutputMode,
-    /// The schema of the files: the input's, plus [`EPOCH_COLUMN`] in update mode.
+    /// The schema of the rows written: the input's, plus [`EPOCH_COLUMN`] in update mode.
+    rows: SchemaRef,
+    /// The schema of the files: the rows', less the `partition_by` columns.
     schema: SchemaRef,
     header: bool,
     sep: u8,
@@ -217,6 +219,7 @@ impl FileSinkConfig {
             dir: PathBuf::from(&self.path),
             format,
             mode,
+            rows: schema.clone(),
             schema: partitioning
                 .as_ref()
                 .map_or(schema, Partitioning::file_schema),
@@ -837,7 +840,8 @@ impl FileSink {
             self.epoch.0 as i64,
             batch.num_rows(),
         )));
-        RecordBatch::try_new(self.settings.schema.clone(), columns)
+        // The partition columns are still there: they leave the rows when split by folder.
+        RecordBatch::try_new(self.settings.rows.clone(), columns)
             .map_err(|e| Error::arrow("file sink", e))
     }
 }
@@ -1349,6 +1353,28 @@ mod tests {
         assert_eq!(b, "Sale_Count\n2\n");
         // A later run without that checkpoint finds the partition folders' output.
         assert_refused_as_earlier_output(&settings);
+    }
+
+    #[test]
+    fn update_mode_partitions_rows_with_their_epoch_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = parse_ddl("Shop STRING, Sale_Count INT").unwrap();
+        let config = FileSinkConfig {
+            path: dir.path().display().to_string(),
+            partition_by: vec!["Shop".into()],
+            ..FileSinkConfig::default()
+        };
+        let settings = config
+            .validate(FileFormat::Csv, &schema, OutputMode::Update)
+            .unwrap();
+        let mut sink = settings.build().unwrap();
+        sink.start(None).unwrap();
+        sink.write(&batch(&schema, &["a", "b", "a"], &[1, 2, 3]))
+            .unwrap();
+        sink.pre_commit(Epoch(1)).unwrap();
+        sink.commit(Epoch(1)).unwrap();
+        let a = fs::read_to_string(dir.path().join("Shop=a/part-000001-0000.csv")).unwrap();
+        assert_eq!(a, "Sale_Count,epoch\n1,1\n3,1\n");
     }
 
     #[test]
