@@ -182,6 +182,11 @@ fn finished_key(path: &Path) -> Vec<u8> {
 }
 
 impl CsvSource {
+    /// A path to look at: not hidden, and not discovered before.
+    fn unseen(&self, path: &Path) -> bool {
+        !is_hidden(path) && !self.seen.contains(path)
+    }
+
     /// Under `watch = false`, whether the folder is as it was when last listed, so that this
     /// look need not list it: its modification time is the same, that time was settled
     /// when read, and the last listing is younger than `full_listing_interval`. Otherwise
@@ -219,7 +224,7 @@ impl CsvSource {
     /// it is listed: at a million files, holding the listing's own copies until the end
     /// would be some 90 MB more. A name seen before costs a lookup, no allocation kept.
     fn list(&self) -> Result<Vec<Arc<Path>>> {
-        let new = |path: &Path| !is_hidden(path) && !self.seen.contains(path);
+        let new = |path: &Path| self.unseen(path);
         match &self.settings.location {
             Location::Folder(dir) => {
                 let entries = match fs::read_dir(dir) {
@@ -456,14 +461,14 @@ impl Source for CsvSource {
         let listed = match self.discovery.changes(&s.location, s.full_listing_interval) {
             Changes::Everything if self.folder_unchanged() => return Ok(()),
             Changes::Everything => self.list()?,
-            Changes::Paths(paths) => paths.into_iter().map(Arc::from).collect(),
+            Changes::Paths(paths) => (paths.into_iter())
+                .filter(|p| self.unseen(p))
+                .map(Arc::from)
+                .collect(),
         };
         // Sized once: doubling would hold the old buffer beside the new at a million files.
         let mut fresh: Vec<Listed> = Vec::with_capacity(listed.len());
         for path in listed {
-            if is_hidden(&path) || self.seen.contains(&path) {
-                continue;
-            }
             let meta = match fs::metadata(&path) {
                 Ok(meta) => meta,
                 // Gone between listing and looking: it was never there for us.
