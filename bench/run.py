@@ -10,10 +10,12 @@ Workloads (bench/README.md says more):
   W1-http  W1 with the metrics server on and /metrics scraped every second, beside W1 with
       it off, alternately, 5 runs each: the overhead of observing a run
   W3  continuous trigger, checkpoint.interval 100ms, files dropped one at a time:
-      latency from a file's rename into the folder to its rows in committed output
+      latency from a file's rename into the folder to its rows in committed output, and to
+      its pickup (the source's debug line as it opens the file)
   W9  many small files (10 rows each, modified at 10,000 a day) to parquet, 10,000 to
       1,000,000: time per file, peak RSS and checkpoint size, beside DuckDB over the same
-      glob and Spark's file source (if PySpark is installed)
+      glob and Spark's file source (if PySpark is installed); every engine starts from the
+      same page cache (--w9-cache warm, the default, or cold)
   W10 W3 in a folder already holding 100,000 small files, with inotify (watch) and without:
       the cost of finding a new file among many
   W4  W1 with 1,000,000 distinct keys under the continuous trigger, checkpoints every 100 ms
@@ -405,8 +407,21 @@ def w3(weir, data, work, files, existing=0, watch=True, small_drops=False):
     body = ARCHIVE.format(work=work).replace("[sinks.archive]", f"watch = {str(watch).lower()}\n\n[sinks.archive]")
     toml = pipeline(work, inbox, body, trigger=None, interval="100ms", max_files=1000)
     started = time.monotonic()
+    # The source logs each file it picks up at debug level: its line's arrival is the pickup.
+    env = dict(os.environ, RUST_LOG="warn,weir_source=debug")
     proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", f"{work}/.time.txt", weir, "run", toml, "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    picked = {}
+
+    def pickups():
+        for line in proc.stderr:
+            found = re.search(r"reading file=(\S+)", line)
+            if found:
+                picked.setdefault(os.path.basename(found.group(1)), time.monotonic())
+
+    reader = threading.Thread(target=pickups, daemon=True)
+    reader.start()
     sources = sorted(glob.glob(f"{data}/in/*.csv"))[:files]
     if small_drops:
         # Files of 10 rows: the latency is then finding the file and committing, not decoding.
@@ -455,15 +470,20 @@ def w3(weir, data, work, files, existing=0, watch=True, small_drops=False):
     interrupt(proc)
     with open(f"{work}/.time.txt") as f:
         rss = int(f.read().strip().splitlines()[-1]) / 1024
+    reader.join(timeout=10)
     in_order = [round((seen[n] - dropped[n]) * 1000) for n in sorted(dropped, key=dropped.get) if n in seen]
+    picked_up = [round((picked[n] - dropped[n]) * 1000) for n in sorted(dropped, key=dropped.get) if n in picked]
     if os.environ.get("W3_TRACE"):
-        print("W3 latencies in drop order (ms):", in_order, file=sys.stderr)
-    latencies = sorted(in_order)
+        print("W3 latencies to committed output in drop order (ms):", in_order, file=sys.stderr)
+        print("W3 latencies to pickup in drop order (ms):", picked_up, file=sys.stderr)
+    latencies, pickup = sorted(in_order), sorted(picked_up)
     assert all(n in seen for n in old), "W3: existing files were lost"
     assert len(latencies) == len(dropped), f"W3: only {len(latencies)} of {len(dropped)} files became visible"
-    p = lambda q: latencies[min(len(latencies) - 1, int(round(q * (len(latencies) - 1))))]
-    return {"p50_ms": p(0.5), "p99_ms": p(0.99), "max_ms": latencies[-1], "files": len(latencies), "weir_rss": rss,
-            "caught_up_s": caught_up}
+    assert len(pickup) == len(dropped), f"W3: only {len(pickup)} of {len(dropped)} files were logged as picked up"
+    p = lambda values, q: values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return {"p50_ms": p(latencies, 0.5), "p99_ms": p(latencies, 0.99), "max_ms": latencies[-1],
+            "pickup_p50_ms": p(pickup, 0.5), "pickup_p99_ms": p(pickup, 0.99), "pickup_max_ms": pickup[-1],
+            "files": len(latencies), "weir_rss": rss, "caught_up_s": caught_up}
 
 
 FILES_PER_DAY = 10_000
@@ -491,6 +511,24 @@ def small_files(folder, files):
             os.utime(os.path.join(inbox, f"f{i:07}.csv"), (t, t))
         open(aged, "w").close()
     return folder
+
+
+def page_cache(folder, how):
+    """Puts every engine of W9 before the same page cache: `warm` reads every file under
+    `folder` (as the engine run just before would have), `cold` drops the kernel's caches
+    (root only). Without it, the first engine reads from disk and the others from memory."""
+    if how == "warm":
+        for entry in os.scandir(folder):
+            if entry.is_file():
+                with open(entry.path, "rb") as f:
+                    f.read()
+    elif how == "cold":
+        os.sync()
+        try:
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("3\n")
+        except OSError as e:
+            raise SystemExit(f"W9: --w9-cache cold needs to write /proc/sys/vm/drop_caches (root): {e}")
 
 
 def du(path):
@@ -543,16 +581,18 @@ def spark_w9(python, folder, w, threads, per_epoch):
     return float(seconds), rss + int(hwm_kb) / 1024, count
 
 
-def w9(weir, data_root, work, counts, threads, duckdb_max, spark=None, spark_max=0, per_epoch=10_000):
+def w9(weir, data_root, work, counts, threads, duckdb_max, spark=None, spark_max=0, per_epoch=10_000, cache="warm"):
     """The notebook's CSV -> parquet job over folders of many small files: time per file,
     peak RSS and checkpoint size as the count grows, beside DuckDB over the same glob and
-    Spark's file source (up to `spark_max` files, if `spark` names a Python with PySpark)."""
+    Spark's file source (up to `spark_max` files, if `spark` names a Python with PySpark).
+    Each engine starts from the same page cache (`cache`: warm or cold)."""
     import duckdb
 
     results = []
     for files in counts:
         folder = small_files(os.path.join(data_root, f"small-{files}x10"), files)
         w = fresh(work)
+        page_cache(f"{folder}/in", cache)
         toml = pipeline(w, f"{folder}/in", ARCHIVE.format(work=w), max_files=per_epoch)
         seconds, rss, _, _ = timed([weir, "run", toml, "--quiet"], timeout=3600)
         count = duckdb.sql(f"SELECT count(*) FROM '{w}/out/*.parquet'").fetchall()[0][0]
@@ -561,9 +601,13 @@ def w9(weir, data_root, work, counts, threads, duckdb_max, spark=None, spark_max
         sql = f"COPY (SELECT * FROM {read_csv_sql(folder + '/in')}) TO '{w}/duck.parquet' (FORMAT parquet)"
         # DuckDB's time per file grows with the glob (1.1 ms at 10,000 files, 1.6 ms at
         # 100,000 here): past duckdb_max it would run for most of an hour.
-        d_seconds, d_rss = duckdb_child("", sql, threads) if files <= duckdb_max else (float("nan"), float("nan"))
+        d_seconds, d_rss = float("nan"), float("nan")
+        if files <= duckdb_max:
+            page_cache(f"{folder}/in", cache)
+            d_seconds, d_rss = duckdb_child("", sql, threads)
         s_seconds, s_rss = float("nan"), float("nan")
         if spark and files <= spark_max:
+            page_cache(f"{folder}/in", cache)
             s_seconds, s_rss, s_count = spark_w9(spark, f"{folder}/in", w, threads, per_epoch)
             assert s_count == files * 10, f"W9: Spark wrote {s_count} rows, {files * 10} expected"
         results.append({"files": files, "weir_s": seconds, "weir_rss": rss, "checkpoint_mb": checkpoint / 1e6,
@@ -644,6 +688,8 @@ def main():
     parser.add_argument("--w9-files", default="10000,100000,1000000", help="W9's file counts")
     parser.add_argument("--w9-duckdb-max", type=int, default=100_000, help="W9 runs DuckDB up to this many files")
     parser.add_argument("--w9-spark-max", type=int, default=100_000, help="W9 runs Spark up to this many files")
+    parser.add_argument("--w9-cache", choices=["warm", "cold"], default="warm",
+                        help="W9 reads every input file before each engine (warm) or drops the page cache (cold, root)")
     parser.add_argument("--spark-python", help="a Python with PySpark, for W9 (default ~/.cache/weir/spark-venv)")
     parser.add_argument("--w10-existing", type=int, default=100_000, help="files already in W10's folder")
     parser.add_argument("--only", default="W1,W1-http,W2,W3,W4,W5,W6,W7")
@@ -704,19 +750,21 @@ def main():
     if "W3" in only:
         r = w3(weir, data("zipf"), f"{args.work}/w3", args.w3_files)
         say(f"W3 continuous, checkpoint.interval 100ms, {r['files']} files of {args.rows:,} rows dropped 250 ms apart: "
-            f"latency to committed output p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms; "
-            f"peak RSS {r['weir_rss']:.0f} MB.\n")
+            f"latency to committed output p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms "
+            f"(to pickup p50 {r['pickup_p50_ms']:.0f} ms, p99 {r['pickup_p99_ms']:.0f} ms); peak RSS {r['weir_rss']:.0f} MB.\n")
     if "W9" in only:
         counts = [int(c) for c in args.w9_files.split(",")]
         spark, why = spark_python(args.spark_python)
         say("W9 many small files (10 rows each, modified over days at 10,000 a day), CSV to parquet, available_now, "
             "10,000 files an epoch, checkpoints, max_file_age 7d (the default); "
             "DuckDB copies the same glob to one parquet file; Spark's file source runs the same stream "
-            "(maxFilesPerTrigger 10,000, availableNow, parquet sink), timed from the query's start"
+            "(maxFilesPerTrigger 10,000, availableNow, parquet sink), timed from the query's start; "
+            f"each engine starts from a {args.w9_cache} page cache"
             + (f" (Spark not run: {why})" if why else "") + ":\n")
         say("| files | weir | µs per file | weir peak RSS | checkpoint | DuckDB | DuckDB peak RSS | Spark | Spark peak RSS |")
         say("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for r in w9(weir, args.data, f"{args.work}/w9", counts, threads, args.w9_duckdb_max, spark, args.w9_spark_max):
+        for r in w9(weir, args.data, f"{args.work}/w9", counts, threads, args.w9_duckdb_max, spark, args.w9_spark_max,
+                    cache=args.w9_cache):
             duck = (f"{r['duck_s']:.2f} s | {r['duck_rss']:.0f} MB" if r["duck_s"] == r["duck_s"]
                     else f"not run (over --w9-duckdb-max) | -")
             spark_cell = (f"{r['spark_s']:.2f} s | {r['spark_rss']:.0f} MB" if r["spark_s"] == r["spark_s"]
@@ -732,8 +780,9 @@ def main():
             dropped = "files of 10 rows" if small else f"files of {args.rows:,} rows"
             say(f"W10 W3 in a folder already holding {args.w10_existing:,} files of 10 rows, {how}: the existing files read "
                 f"in {r['caught_up_s']:.1f} s (from process start); then {r['files']} {dropped} dropped 250 ms apart, latency to "
-                f"committed output p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms; peak RSS "
-                f"{r['weir_rss']:.0f} MB.\n")
+                f"committed output p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms; to pickup (the "
+                f"source opens the file) p50 {r['pickup_p50_ms']:.0f} ms, p99 {r['pickup_p99_ms']:.0f} ms, max "
+                f"{r['pickup_max_ms']:.0f} ms; peak RSS {r['weir_rss']:.0f} MB.\n")
     if "W4" in only:
         r = w4(weir, data("keys1m", "--shops", "1000000", "--uniform"), f"{args.work}/w4", rows)
         loss = (r["on"]["seconds"] - r["off"]["seconds"]) / r["off"]["seconds"] * 100

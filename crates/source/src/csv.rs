@@ -257,6 +257,8 @@ impl CsvSource {
     /// the run in failfast mode; otherwise it is refused as one bad record and skipped, as is
     /// a file deleted since it was listed, in every mode.
     fn open(&mut self, path: &Path) -> Result<OpenFile> {
+        // The moment a file is picked up: W10 measures discovery latency from this line.
+        tracing::debug!(file = %path.display(), "reading");
         let skip = match self.resume.take() {
             Some((resumed, rows)) if resumed == path => rows,
             other => {
