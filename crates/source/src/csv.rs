@@ -22,7 +22,7 @@ use crate::clean::{finished_at, Cleaner, Cleanup};
 use crate::config::*;
 use crate::decode::{BadRecord, Decoded, FileDecoder};
 use crate::pool::DecoderPool;
-use crate::seen::{modified, Modified, SeenFiles, AGELESS};
+use crate::seen::{modified, Modified, Names, SeenFiles, AGELESS};
 use crate::watch::{Changes, Discovery};
 
 impl CsvSourceSettings {
@@ -38,6 +38,7 @@ impl CsvSourceSettings {
                 false => Discovery::Listing,
             },
             stamp: None,
+            names: Names::new(&self.location),
             seen: SeenFiles::default(),
             backlog: VecDeque::new(),
             admitted_bytes: 0,
@@ -62,6 +63,8 @@ pub struct CsvSource {
     stamp: Option<FolderStamp>,
     /// Listing, or watching for new files.
     discovery: Discovery,
+    /// How `seen` and `backlog` name files: without the folder in front.
+    names: Names,
     /// Every file discovered and not yet aged out, so that a file is read once even if it
     /// stays in the folder.
     seen: SeenFiles,
@@ -106,10 +109,10 @@ const ROWS_DECODED_AHEAD: usize = 256 * 1024;
 /// with batch sizes of 1 to 4 and ran at 20 files a second).
 const MAX_BATCHES_AHEAD: usize = 256;
 
-/// A discovered file, as listed. Its path is the one allocation the seen set holds too: at
-/// a million files waiting, a second copy of every name is some 60 MB.
+/// A discovered file, as listed. Its name (see [`Names`]) is the one allocation the seen
+/// set holds too: at a million files waiting, a second copy of every name is some 30 MB.
 struct Listed {
-    path: Arc<Path>,
+    name: Arc<OsStr>,
     modified: Modified,
     bytes: u64,
 }
@@ -184,7 +187,7 @@ fn finished_key(path: &Path) -> Vec<u8> {
 impl CsvSource {
     /// A path to look at: not hidden, and not discovered before.
     fn unseen(&self, path: &Path) -> bool {
-        !is_hidden(path) && !self.seen.contains(path)
+        !is_hidden(path) && !self.seen.contains(&self.names.name(path))
     }
 
     /// Under `watch = false`, whether the folder is as it was when last listed, so that this
@@ -219,12 +222,13 @@ impl CsvSource {
         unchanged
     }
 
-    /// The paths in the source's folder or glob that are not hidden and not seen before.
-    /// Each becomes the one shared allocation the backlog and the seen set keep as soon as
-    /// it is listed: at a million files, holding the listing's own copies until the end
-    /// would be some 90 MB more. A name seen before costs a lookup, no allocation kept.
-    fn list(&self) -> Result<Vec<Arc<Path>>> {
+    /// The names of the files in the source's folder or glob that are not hidden and not
+    /// seen before. Each becomes the one shared allocation the backlog and the seen set keep
+    /// as soon as it is listed: at a million files, holding the listing's own paths until
+    /// the end would be some 80 MB more. A name seen before costs a lookup, nothing kept.
+    fn list(&self) -> Result<Vec<Arc<OsStr>>> {
         let new = |path: &Path| self.unseen(path);
+        let name = |path: &Path| Arc::from(&*self.names.name(path));
         match &self.settings.location {
             Location::Folder(dir) => {
                 let entries = match fs::read_dir(dir) {
@@ -238,7 +242,7 @@ impl CsvSource {
                 for entry in entries {
                     let path = entry.map_err(|e| Error::io("cannot list", dir, e))?.path();
                     if new(&path) {
-                        files.push(Arc::from(path));
+                        files.push(name(&path));
                     }
                 }
                 Ok(files)
@@ -247,7 +251,7 @@ impl CsvSource {
                 let paths = glob::glob(pattern)
                     .map_err(|e| Error::Internal(format!("glob {pattern} was validated: {e}")))?;
                 let paths = paths.filter_map(|p| p.ok()).filter(|p| new(p));
-                Ok(paths.map(Arc::from).collect())
+                Ok(paths.map(|p| name(&p)).collect())
             }
         }
     }
@@ -424,7 +428,7 @@ impl CsvSource {
             let after = match self.admitted.get(i) {
                 Some(path) => path.clone(),
                 None => match self.backlog.get(i - self.admitted.len()) {
-                    Some(listed) => listed.path.to_path_buf(),
+                    Some(listed) => self.names.path(&listed.name),
                     None => break,
                 },
             };
@@ -465,31 +469,32 @@ impl Source for CsvSource {
             Changes::Everything => self.list()?,
             Changes::Paths(paths) => (paths.into_iter())
                 .filter(|p| self.unseen(p))
-                .map(Arc::from)
+                .map(|p| Arc::from(&*self.names.name(&p)))
                 .collect(),
         };
         // Sized once: doubling would hold the old buffer beside the new at a million files.
         let mut fresh: Vec<Listed> = Vec::with_capacity(listed.len());
-        for path in listed {
+        for name in listed {
+            let path = self.names.path(&name);
             let meta = match fs::metadata(&path) {
                 Ok(meta) => meta,
                 // Gone between listing and looking: it was never there for us.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("cannot inspect", &*path, e)),
+                Err(e) => return Err(Error::io("cannot inspect", &path, e)),
             };
             let modified = modified(&meta);
-            if !meta.is_file() || !self.seen.is_new(&path, modified) {
+            if !meta.is_file() || !self.seen.is_new(&name, modified) {
                 continue;
             }
             fresh.push(Listed {
-                path,
+                name,
                 modified,
                 bytes: meta.len(),
             });
         }
         // Paths are unique, so an unstable sort orders alike, in place, where a stable one
         // takes a buffer of half the listing.
-        fresh.sort_unstable_by(|a, b| (a.modified, &a.path).cmp(&(b.modified, &b.path)));
+        fresh.sort_unstable_by(|a, b| (a.modified, &a.name).cmp(&(b.modified, &b.name)));
         if self.settings.latest_first {
             fresh.reverse();
         }
@@ -498,7 +503,7 @@ impl Source for CsvSource {
         self.seen.reserve(fresh.len());
         for listed in &fresh {
             self.seen
-                .insert_shared(listed.path.clone(), listed.modified);
+                .insert_shared(listed.name.clone(), listed.modified);
         }
         // An empty backlog takes the listing's buffer as it is, not a copy of it.
         match self.backlog.is_empty() {
@@ -531,7 +536,7 @@ impl Source for CsvSource {
         }
         for listed in self.backlog.drain(..n) {
             self.seen.admitted(listed.modified);
-            self.admitted.push_back(listed.path.to_path_buf());
+            self.admitted.push_back(self.names.path(&listed.name));
         }
         n
     }
@@ -565,14 +570,14 @@ impl Source for CsvSource {
     fn snapshot(&mut self) -> Result<StageSnapshot> {
         let mut snapshot = StageSnapshot::default();
         for path in self.finished.drain(..) {
-            let modified = self.seen.finished(&path);
+            let modified = self.seen.finished(&self.names.name(&path));
             snapshot
                 .delta
                 .put(finished_key(&path), modified.to_be_bytes().to_vec());
         }
         if let Some(max_age) = self.settings.max_file_age {
-            for path in self.seen.age_out(max_age) {
-                snapshot.delta.delete(finished_key(&path));
+            for name in self.seen.age_out(max_age) {
+                snapshot.delta.delete(finished_key(&self.names.path(&name)));
             }
         }
         if let (Some(newest), Some(ignore_before)) = self.seen.ages() {
@@ -619,7 +624,8 @@ impl Source for CsvSource {
                 let path = PathBuf::from(OsStr::from_bytes(&key[1..]));
                 // Checkpoints before `max_file_age` hold no time: such files are kept.
                 let modified = <[u8; 8]>::try_from(&value[..]).ok().map(i64::from_be_bytes);
-                self.seen.restore_finished(&path, modified);
+                self.seen
+                    .restore_finished(&self.names.name(&path), modified);
                 // Finished in a committed checkpoint, whose sinks finish its commit as they
                 // restore: cleaned at this run's first commit, if a crash left it in place.
                 if self.cleanup.is_some() && path.exists() {
@@ -640,7 +646,7 @@ impl Source for CsvSource {
                 let path = PathBuf::from(OsStr::from_bytes(path));
                 // It is read first, from where the checkpoint left it.
                 let modified = fs::metadata(&path).map_or(AGELESS, |m| modified(&m));
-                self.seen.insert(&path, modified);
+                self.seen.insert(&self.names.name(&path), modified);
                 self.admitted.push_front(path.clone());
                 self.resume = Some((path, rows));
             } else {
