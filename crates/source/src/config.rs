@@ -231,16 +231,21 @@ impl Location {
     pub fn root(&self) -> PathBuf {
         match self {
             Location::Folder(dir) => dir.clone(),
-            Location::Glob(pattern) => {
-                let wild = pattern.find(['*', '?', '[']).unwrap_or(pattern.len());
-                let head = &pattern[..wild];
-                match head.rfind('/') {
-                    Some(slash) => PathBuf::from(&head[..=slash]),
-                    None => PathBuf::from("."),
-                }
-            }
+            Location::Glob(pattern) => match glob_head(pattern) {
+                "" => PathBuf::from("."),
+                head => PathBuf::from(head),
+            },
         }
     }
+}
+
+/// A glob's fixed part: the pattern up to the last `/` before its first wildcard, with that
+/// `/`, or nothing. Every path the glob matches starts with it, as text.
+pub(crate) fn glob_head(pattern: &str) -> &str {
+    let wild = pattern.find(['*', '?', '[']).unwrap_or(pattern.len());
+    pattern[..wild]
+        .rfind('/')
+        .map_or("", |slash| &pattern[..=slash])
 }
 
 impl CsvSourceConfig {

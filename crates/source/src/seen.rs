@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::config::Location;
+use crate::config::{glob_head, Location};
 
 /// How the seen set and the backlog name a file: its path without the folder (or a glob's
 /// fixed part) every path of the source starts with. At a million files, the folder in
@@ -40,15 +40,7 @@ impl Names {
     pub(crate) fn new(location: &Location) -> Names {
         let mut prefix = match location {
             Location::Folder(dir) => dir.as_os_str().as_bytes().to_vec(),
-            Location::Glob(pattern) => {
-                let wild = pattern.find(['*', '?', '[']).unwrap_or(pattern.len());
-                let head = &pattern.as_bytes()[..wild];
-                let end = head
-                    .iter()
-                    .rposition(|&b| b == b'/')
-                    .map_or(0, |slash| slash + 1);
-                head[..end].to_vec()
-            }
+            Location::Glob(pattern) => glob_head(pattern).as_bytes().to_vec(),
         };
         if !prefix.is_empty() && prefix.last() != Some(&b'/') {
             prefix.push(b'/');
