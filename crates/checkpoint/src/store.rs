@@ -231,6 +231,13 @@ impl CheckpointStore {
         // once and read at restart, so small memtables cost nothing that matters.
         options.set_write_buffer_size(4 << 20);
         options.set_max_write_buffer_number(2);
+        // Every checkpoint's deltas are deleted again when they fold into the base, and a
+        // file source forgets files past `max_file_age`: most keys written are deleted soon
+        // after. Without this, the tombstones and the values they hide stayed on disk until
+        // size-triggered compaction happened to reach them (W9: 7.9 MB of state at 100,000
+        // files, 13.3 MB at 1,000,000 with the same 70,000 files remembered). A table file
+        // where half of any 1,024 entries are deletes is compacted soon after it is written.
+        options.add_compact_on_deletion_collector_factory(1024, 512, 0.5);
         options
     }
 
