@@ -402,7 +402,7 @@ impl Default for Registry {
                 Ok(Box::new(spec.with_name(table.name())) as Box<dyn SinkSpec>)
             })
         });
-        for format in [FileFormat::Parquet, FileFormat::Csv] {
+        for format in [FileFormat::Parquet, FileFormat::Csv, FileFormat::Json] {
             registry.register_sink(format.extension(), move |table, input, mode| {
                 table.validate(|config: FileSinkConfig| {
                     Ok(Box::new(config.validate(format, input, mode)?) as Box<dyn SinkSpec>)

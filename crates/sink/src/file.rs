@@ -38,6 +38,9 @@ pub enum FileFormat {
     Parquet,
     /// Delimited text with a header line (`type = "csv"`).
     Csv,
+    /// JSON lines: one object per row, null values left out, as Spark writes JSON
+    /// (`type = "json"`).
+    Json,
 }
 
 impl FileFormat {
@@ -46,11 +49,12 @@ impl FileFormat {
         match self {
             FileFormat::Parquet => "parquet",
             FileFormat::Csv => "csv",
+            FileFormat::Json => "json",
         }
     }
 }
 
-/// A `type = "parquet"` or `type = "csv"` sink as written in the pipeline file.
+/// A `type = "parquet"`, `"csv"` or `"json"` sink as written in the pipeline file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileSinkConfig {
@@ -423,6 +427,7 @@ impl Segment {
 enum Writer {
     Parquet(Box<ArrowWriter<Counted>>),
     Csv(Box<arrow_csv::Writer<Counted>>),
+    Json(Box<arrow_json::LineDelimitedWriter<Counted>>),
 }
 
 /// A file being written, in `_tmp`.
@@ -470,6 +475,7 @@ impl OpenFile {
         match &mut self.writer {
             Writer::Parquet(w) => w.write(batch).map_err(|e| failed(e.to_string()))?,
             Writer::Csv(w) => w.write(batch).map_err(|e| failed(e.to_string()))?,
+            Writer::Json(w) => w.write(batch).map_err(|e| failed(e.to_string()))?,
         }
         if let Some(segment) = &mut self.segment {
             segment.writer.write(batch).map_err(|e| Error::Io {
@@ -487,7 +493,7 @@ impl OpenFile {
     fn size_parts(&self) -> (u64, u64) {
         let held = match &self.writer {
             Writer::Parquet(w) => w.in_progress_size() as u64,
-            Writer::Csv(_) => 0,
+            Writer::Csv(_) | Writer::Json(_) => 0,
         };
         (self.bytes.load(Ordering::Relaxed), held)
     }
@@ -526,6 +532,10 @@ impl OpenFile {
         let out = match self.writer {
             Writer::Parquet(w) => w.into_inner().map_err(|e| failed(e.to_string()))?,
             Writer::Csv(w) => w.into_inner(),
+            Writer::Json(mut w) => {
+                w.finish().map_err(|e| failed(e.to_string()))?;
+                w.into_inner()
+            }
         };
         let file = out
             .out
@@ -705,6 +715,7 @@ impl FileSink {
                     .with_delimiter(self.settings.sep)
                     .build(out),
             )),
+            FileFormat::Json => Writer::Json(Box::new(arrow_json::LineDelimitedWriter::new(out))),
         };
         Ok(OpenFile {
             path,
@@ -1144,6 +1155,25 @@ mod tests {
         assert_eq!(visible(dir.path()), ["part-000001-0000.csv"]);
         let text = fs::read_to_string(dir.path().join("part-000001-0000.csv")).unwrap();
         assert_eq!(text, "Shop,Sale_Count\na,1\n");
+    }
+
+    #[test]
+    fn a_json_sink_writes_one_object_per_row_and_leaves_nulls_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let (schema, mut sink) = sink(dir.path(), FileFormat::Json, OutputMode::Append);
+        let shops = StringArray::from(vec![Some("a \"b\""), None]);
+        let counts = Int32Array::from(vec![Some(1), Some(2)]);
+        let rows =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(shops), Arc::new(counts)]).unwrap();
+        sink.write(&rows).unwrap();
+        sink.pre_commit(Epoch(1)).unwrap();
+        sink.commit(Epoch(1)).unwrap();
+        assert_eq!(visible(dir.path()), ["part-000001-0000.json"]);
+        let text = fs::read_to_string(dir.path().join("part-000001-0000.json")).unwrap();
+        assert_eq!(
+            text,
+            "{\"Shop\":\"a \\\"b\\\"\",\"Sale_Count\":1}\n{\"Sale_Count\":2}\n"
+        );
     }
 
     /// A fresh start of `settings` is refused: the folder holds an earlier run's output.

@@ -2,7 +2,7 @@
 //!
 //! - [`ConsoleSinkConfig`] (`type = "console"`) prints each epoch's rows as a table, like
 //!   Spark's console sink. [`format_table`] is the same rendering, for `weir show`.
-//! - [`FileSinkConfig`] (`type = "parquet"` and `type = "csv"`) writes files in two phases: an
+//! - [`FileSinkConfig`] (`type = "parquet"`, `"csv"` and `"json"`) writes files in two phases: an
 //!   epoch's rows go to a hidden in-progress file under `_tmp/`, which becomes *pending* at the
 //!   epoch's barrier and is renamed to its final, visible name when the epoch commits. Readers
 //!   of the folder (DuckDB, pyarrow, Spark, `weir show`) never see a partial file.
