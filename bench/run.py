@@ -12,6 +12,7 @@ Workloads (bench/README.md says more):
   W3  continuous trigger, checkpoint.interval 100ms, files dropped one at a time:
       latency from a file's rename into the folder to its rows in committed output, and to
       its pickup (the source's debug line as it opens the file)
+  W8  (files) W1 over the same rows written as JSON lines, against DuckDB's read_json
   W9  many small files (10 rows each, modified at 10,000 a day) to parquet, 10,000 to
       1,000,000: time per file, peak RSS and checkpoint size, beside DuckDB over the same
       glob and Spark's file source (if PySpark is installed); every engine starts from the
@@ -78,7 +79,8 @@ def interrupt(proc):
         raise SystemExit(f"weir did not stop cleanly after SIGINT: exit {proc.returncode}")
 
 
-def pipeline(work, source_folder, body, checkpoint=True, trigger="available_now = true", interval=None, max_files=4):
+def pipeline(work, source_folder, body, checkpoint=True, trigger="available_now = true", interval=None, max_files=4,
+             source_type="csv"):
     lines = []
     if checkpoint or interval:
         lines.append("[checkpoint]")
@@ -90,11 +92,10 @@ def pipeline(work, source_folder, body, checkpoint=True, trigger="available_now 
         lines += ["[trigger]", trigger]
     lines += [
         "[sources.sales]",
-        'type = "csv"',
+        f'type = "{source_type}"',
         f'path = "{source_folder}"',
         f'schema = "{SCHEMA}"',
-        "header = true",
-        'sep = ";"',
+        *(["header = true", 'sep = ";"'] if source_type == "csv" else []),
         f"max_files_per_trigger = {max_files}",
         body,
     ]
@@ -253,6 +254,42 @@ def w2(weir, data, work, rows, threads, max_files=4):
         return seconds, rss
 
     sql = f"COPY (SELECT * FROM {read_csv_sql(data + '/in')}) TO '{work}/duck.parquet' (FORMAT parquet)"
+    return versus(weir_run, sql, threads)
+
+
+def json_lines(data):
+    """The CSV files of `data/in` as JSON lines in `data/json` (`{"File":…,"Shop":…,
+    "Sale_Count":…}` per row), written once by DuckDB."""
+    import duckdb
+
+    folder = os.path.join(data, "json")
+    done = os.path.join(folder, ".complete")
+    if not os.path.exists(done):
+        fresh(folder)
+        for name in sorted(os.listdir(f"{data}/in")):
+            if name.endswith(".csv"):
+                source = read_csv_sql(f"{data}/in").replace(f"{data}/in/*.csv", f"{data}/in/{name}")
+                out = os.path.join(folder, name[:-4] + ".json")
+                duckdb.sql(f"COPY (SELECT * FROM {source}) TO '{out}' (FORMAT json)")
+        open(done, "w").close()
+    return folder
+
+
+def w8_files(weir, data, work, threads):
+    """W1 over the same rows as JSON lines: Weir's json source against DuckDB's read_json."""
+    folder = json_lines(data)
+
+    def weir_run():
+        w = fresh(work)
+        toml = pipeline(w, folder, AGGREGATE.format(work=w), source_type="json")
+        seconds, rss, _, _ = timed([weir, "run", toml, "--quiet"])
+        got = read_sums(f"{w}/sums/result.csv")
+        assert got == read_sums(f"{data}/expected_sums.csv"), "W8: weir's sums differ from the expected sums"
+        return seconds, rss
+
+    source = (f"read_json('{folder}/*.json', format = 'newline_delimited', "
+              "columns = {'File': 'VARCHAR', 'Shop': 'VARCHAR', 'Sale_Count': 'INTEGER'})")
+    sql = f"COPY (SELECT Shop, sum(Sale_Count) FROM {source} GROUP BY Shop) TO '{work}/duck.csv'"
     return versus(weir_run, sql, threads)
 
 
@@ -692,7 +729,7 @@ def main():
                         help="W9 reads every input file before each engine (warm) or drops the page cache (cold, root)")
     parser.add_argument("--spark-python", help="a Python with PySpark, for W9 (default ~/.cache/weir/spark-venv)")
     parser.add_argument("--w10-existing", type=int, default=100_000, help="files already in W10's folder")
-    parser.add_argument("--only", default="W1,W1-http,W2,W3,W4,W5,W6,W7")
+    parser.add_argument("--only", default="W1,W1-http,W2,W3,W4,W5,W6,W7,W8")
     parser.add_argument("--results", default=os.path.join(HERE, "results.md"))
     args = parser.parse_args()
     weir = os.path.abspath(args.weir)
@@ -736,6 +773,9 @@ def main():
         folder = data("zipf", files=many_files, rows_per_file=many_rows)
         r = w2(weir, folder, f"{args.work}/w2", many_files * many_rows, threads, max_files=40)
         say(versus_row(f"W2, the same rows in {many_files} files (40 an epoch)", r, many_files * many_rows))
+    if "W8" in only:
+        r = w8_files(weir, data("zipf"), f"{args.work}/w8", threads)
+        say(versus_row("W8 files: W1 over the same rows as JSON lines (DuckDB's read_json)", r, rows))
     if "W6" in only:
         r = w6(weir, data("zipf"), f"{args.work}/w6", threads)
         say(versus_row("W6 filter, derived column, group by lower(Shop), sum of an expression", r, rows))

@@ -8,16 +8,17 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// Prints the committed files of `path` (a folder, or one file) as one table. Only the rows
 /// it prints are decoded; parquet files after them are counted from their metadata, and CSV
-/// files are read through without being kept.
+/// and JSON lines files are read through without being kept.
 pub(crate) fn show(path: &Path, num_rows: usize, truncate: bool, sep: char) -> anyhow::Result<()> {
     let files = committed_files(path)?;
     if files.is_empty() {
         println!("{}: no committed output yet", path.display());
         return Ok(());
     }
+    let json = json_schema(&files)?;
     let mut table = weir::Table::new(num_rows, truncate);
     for file in &files {
-        read_into(file, sep, &mut table)
+        read_into(file, sep, &json, &mut table)
             .with_context(|| format!("cannot read {}", file.display()))?;
     }
     print!("{}", table.render());
@@ -47,7 +48,10 @@ fn committed_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
             }
             if path.is_dir() {
                 folders.push(path);
-            } else if name.ends_with(".parquet") || name.ends_with(".csv") {
+            } else if [".parquet", ".csv", ".json"]
+                .iter()
+                .any(|e| name.ends_with(e))
+            {
                 files.push(path);
             }
         }
@@ -57,7 +61,12 @@ fn committed_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Adds `file`'s rows to `table`: decoded while the table has room, counted after that.
-fn read_into(file: &Path, sep: char, table: &mut weir::Table) -> anyhow::Result<()> {
+fn read_into(
+    file: &Path,
+    sep: char,
+    json: &arrow_schema::SchemaRef,
+    table: &mut weir::Table,
+) -> anyhow::Result<()> {
     let name = file.to_string_lossy();
     if name.ends_with(".parquet") {
         let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(file)?)?;
@@ -92,7 +101,35 @@ fn read_into(file: &Path, sep: char, table: &mut weir::Table) -> anyhow::Result<
         }
         return Ok(());
     }
-    bail!("not a parquet or CSV file")
+    if name.ends_with(".json") {
+        let reader = arrow_json::ReaderBuilder::new(json.clone())
+            .build(std::io::BufReader::new(File::open(file)?))?;
+        for batch in reader {
+            table.push(&batch?)?;
+        }
+        return Ok(());
+    }
+    bail!("not a parquet, CSV or JSON lines file")
+}
+
+/// The columns of the JSON lines files among `files`, from all of them: null values are left
+/// out of the lines, so one file may lack a column that another has.
+fn json_schema(files: &[PathBuf]) -> anyhow::Result<arrow_schema::SchemaRef> {
+    let mut schemas = Vec::new();
+    for file in files
+        .iter()
+        .filter(|f| f.to_string_lossy().ends_with(".json"))
+    {
+        let (schema, _) = arrow_json::reader::infer_json_schema_from_seekable(
+            std::io::BufReader::new(File::open(file)?),
+            None,
+        )
+        .with_context(|| format!("cannot read {}", file.display()))?;
+        schemas.push(schema);
+    }
+    Ok(std::sync::Arc::new(arrow_schema::Schema::try_merge(
+        schemas,
+    )?))
 }
 
 /// Prints every complete checkpoint kept in the checkpoint folder `path`, oldest first, and

@@ -90,6 +90,20 @@ impl Workspace {
         fs::read_to_string(self.path("stderr.txt")).unwrap_or_default()
     }
 
+    /// Writes `files` JSON lines files of notebook-shaped rows into `folder`; see
+    /// [`json_files`].
+    pub(crate) fn json_files(
+        &self,
+        folder: &str,
+        first: usize,
+        files: usize,
+        rows: usize,
+        shops: u64,
+        seed: u64,
+    ) -> Vec<Row> {
+        json_files(&self.path(folder), first, files, rows, shops, seed)
+    }
+
     /// Writes `files` CSV files of notebook-shaped rows into `folder`; see [`csv_files`].
     pub(crate) fn csv_files(
         &self,
@@ -114,6 +128,31 @@ pub(crate) fn csv_files(
     shops: u64,
     seed: u64,
 ) -> Vec<Row> {
+    notebook_files(dir, (first, files, rows), shops, seed, "csv")
+}
+
+/// Like [`csv_files`], as JSON lines (`sales_0000.json`): the keys in an order that changes
+/// from row to row, keys the schema does not name, escapes where plain text would do, and
+/// blank lines.
+pub(crate) fn json_files(
+    dir: &Path,
+    first: usize,
+    files: usize,
+    rows: usize,
+    shops: u64,
+    seed: u64,
+) -> Vec<Row> {
+    notebook_files(dir, (first, files, rows), shops, seed, "json")
+}
+
+/// `files` files of `rows` rows each, numbered from `first`, in `format` (`csv` or `json`).
+fn notebook_files(
+    dir: &Path,
+    (first, files, rows): (usize, usize, usize),
+    shops: u64,
+    seed: u64,
+    format: &str,
+) -> Vec<Row> {
     fs::create_dir_all(dir).unwrap();
     let mut state = seed
         .wrapping_mul(6364136223846793005)
@@ -126,15 +165,21 @@ pub(crate) fn csv_files(
     };
     let mut all = Vec::new();
     for f in first..first + files {
-        let name = format!("sales_{f:04}.csv");
-        let mut text = String::from("File;Shop;Sale_Count\n");
+        let name = format!("sales_{f:04}.{format}");
+        let mut text = match format {
+            "csv" => String::from("File;Shop;Sale_Count\n"),
+            _ => String::new(),
+        };
         for _ in 0..rows {
             let row = (
                 name.clone(),
                 format!("Shop_{:03}", next(shops)),
                 next(1001) as i32,
             );
-            text.push_str(&format!("{};{};{}\n", row.0, row.1, row.2));
+            match format {
+                "csv" => text.push_str(&format!("{};{};{}\n", row.0, row.1, row.2)),
+                _ => text.push_str(&json_line(&row, next(6))),
+            }
             all.push(row);
         }
         let hidden = dir.join(format!(".{name}"));
@@ -142,6 +187,24 @@ pub(crate) fn csv_files(
         fs::rename(&hidden, dir.join(&name)).unwrap();
     }
     all
+}
+
+/// `row` as one JSON line, in one of six shapes.
+fn json_line((file, shop, count): &Row, shape: u64) -> String {
+    match shape {
+        0 => format!("{{\"File\":\"{file}\",\"Shop\":\"{shop}\",\"Sale_Count\":{count}}}\n"),
+        1 => format!("{{\"Sale_Count\": {count}, \"Shop\": \"{shop}\", \"File\": \"{file}\"}}\n"),
+        2 => format!(
+            "{{\"note\": {{\"a\": [1, \"}}\"]}}, \"Shop\":\"{}\",\"File\":\"{file}\",\"Sale_Count\":{count}}}\n",
+            shop.replacen('S', "\\u0053", 1)
+        ),
+        3 => format!("\n  {{ \"File\" : \"{file}\" , \"Sale_Count\" : {count} , \"Shop\" : \"{shop}\" }}  \r\n"),
+        4 => format!(
+            "{{\"Shop\":\"{}\",\"Sale_Count\":{count},\"File\":\"{file}\",\"extra\":null}}\n",
+            shop.replace('_', "\\u005f")
+        ),
+        _ => format!("{{\"File\":\"{file}\",\"Shop\":\"x\",\"Sale_Count\":{count},\"Shop\":\"{shop}\"}}\n"),
+    }
 }
 
 pub(crate) fn sums(rows: &[Row]) -> BTreeMap<String, i64> {
@@ -414,6 +477,19 @@ path = "{path}"
 schema = "File STRING, Shop STRING, Sale_Count INT"
 header = true
 sep = ";"
+max_files_per_trigger = {max_files}
+"#
+    )
+}
+
+/// A `[sources.NAME]` table reading notebook-shaped JSON lines files from `path`.
+pub(crate) fn json_source(name: &str, path: &str, max_files: usize) -> String {
+    format!(
+        r#"
+[sources.{name}]
+type = "json"
+path = "{path}"
+schema = "File STRING, Shop STRING, Sale_Count INT"
 max_files_per_trigger = {max_files}
 "#
     )

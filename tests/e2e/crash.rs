@@ -48,6 +48,22 @@ fn killed_at_random_moments_the_output_has_every_row_once() {
     );
 }
 
+#[test]
+fn a_json_source_killed_at_random_moments_reads_every_line_once() {
+    let ws = Workspace::new();
+    let files = 40;
+    let input = ws.json_files("in", 0, files, 1500, 60, 23);
+    let pipeline = exactly_once_pipeline("available_now = true", 1).replace(
+        &csv_source("sales", "in", 1),
+        &json_source("sales", "in", 1),
+    );
+    assert!(pipeline.contains("type = \"json\""), "{pipeline}");
+    ws.write("pipeline.toml", &pipeline);
+    let committed = |ws: &Workspace| visible_files(&ws.path("out")).len();
+    kill_until_done(&ws, (committed, files), 16, 44, |_| {});
+    assert_exactly_once(&ws, &input);
+}
+
 /// Runs `ws`'s pipeline, killing it `kills_wanted` times (half at any moment, half just
 /// after a commit), then lets the last run finish. `progress` says how much output is
 /// committed (a count that grows at each commit) and what it ends at; `after_kill` looks at

@@ -10,6 +10,7 @@ mod event_time;
 mod expressions;
 mod golden;
 mod input;
+mod json;
 mod malformed;
 mod memory;
 mod modes;

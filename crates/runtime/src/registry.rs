@@ -12,7 +12,7 @@ use weir_operators::{AggregateConfig, DeduplicateConfig, AGGREGATE_APPEND_REFUSA
 #[cfg(feature = "expressions")]
 use weir_operators::{FilterConfig, SelectConfig, SqlConfig};
 use weir_sink::{ConsoleSinkConfig, FileFormat, FileSinkConfig, FileSinkSettings};
-use weir_source::{CsvSourceConfig, CsvSourceSettings};
+use weir_source::{CsvSourceConfig, CsvSourceSettings, Format};
 
 use crate::channel::{self, ChannelSinkConfig, Channels, EpochOutput};
 
@@ -309,11 +309,14 @@ fn unknown<'a>(type_name: &str, known: impl Iterator<Item = &'a String>) -> Stri
 impl Default for Registry {
     fn default() -> Self {
         let mut registry = Registry::empty();
-        registry.register_source("csv", |table| {
-            table.validate(|config: CsvSourceConfig| {
-                Ok(Box::new(config.validate()?) as Box<dyn SourceSpec>)
-            })
-        });
+        for format in [Format::Csv, Format::Json] {
+            registry.register_source(format.name(), move |table| {
+                table.validate(|config: CsvSourceConfig| {
+                    let config = CsvSourceConfig { format, ..config };
+                    Ok(Box::new(config.validate()?) as Box<dyn SourceSpec>)
+                })
+            });
+        }
         registry.register_operator("aggregate", |table, input| {
             let event_time = table.event_time().cloned();
             table.validate(|config: AggregateConfig| {

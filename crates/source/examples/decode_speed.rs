@@ -16,8 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = CsvSourceConfig {
         path,
         schema,
-        header: true,
-        sep: args.next().unwrap_or_else(|| ",".into()),
+        header: Some(true),
+        sep: Some(args.next().unwrap_or_else(|| ",".into())),
         ..CsvSourceConfig::default()
     };
     let settings = config.validate().map_err(|errors| format!("{errors:?}"))?;

@@ -11,26 +11,32 @@ use weir_core::{parse_ddl, parse_duration, ConfigError, Result};
 
 use crate::times::{TimeOptions, TimeParsing};
 
-/// The `type = "csv"` source as written in the pipeline file. Names follow Spark's CSV options.
+/// The `type = "csv"` and `type = "json"` file sources as written in the pipeline file. Names
+/// follow Spark's CSV and JSON options.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CsvSourceConfig {
+    /// How the files are written: set by the source's `type`, not by a key of its own.
+    #[serde(skip)]
+    pub format: Format,
     /// Folder watched for new files, or a glob such as `data/in/*.csv`.
     pub path: String,
     /// The columns, as a Spark DDL string: `"File STRING, Shop STRING, Sale_Count INT"`.
     pub schema: String,
-    /// Whether the first line of every file is a header to skip. Default `false`, as in Spark.
+    /// csv only: whether the first line of every file is a header to skip. Default `false`,
+    /// as in Spark.
     #[serde(default)]
-    pub header: bool,
-    /// Field separator, one character. Default `","`.
-    #[serde(default = "default_sep")]
-    pub sep: String,
-    /// Quote character, one character. Default `"`.
-    #[serde(default = "default_quote")]
-    pub quote: String,
-    /// Escape character inside quoted fields, one character. Default `\`, as in Spark.
-    #[serde(default = "default_escape")]
-    pub escape: String,
+    pub header: Option<bool>,
+    /// csv only: field separator, one character. Default `","`.
+    #[serde(default)]
+    pub sep: Option<String>,
+    /// csv only: quote character, one character. Default `"`.
+    #[serde(default)]
+    pub quote: Option<String>,
+    /// csv only: escape character inside quoted fields, one character. Default `\`, as in
+    /// Spark.
+    #[serde(default)]
+    pub escape: Option<String>,
     /// At most this many new files per epoch (not for `once`). Default: no limit.
     #[serde(default)]
     pub max_files_per_trigger: Option<usize>,
@@ -102,6 +108,26 @@ pub struct CsvSourceConfig {
     pub source_archive_dir: Option<String>,
 }
 
+/// How a file source's files are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Delimited text, read by Spark's CSV rules (`type = "csv"`).
+    #[default]
+    Csv,
+    /// JSON lines: one object per line, read by Spark's JSON rules (`type = "json"`).
+    Json,
+}
+
+impl Format {
+    /// The source `type` that reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Json => "json",
+        }
+    }
+}
+
 /// What the CSV source does with a file once the epoch that finished it has committed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum CleanSource {
@@ -141,15 +167,6 @@ fn default_true() -> bool {
     true
 }
 
-fn default_sep() -> String {
-    ",".into()
-}
-fn default_quote() -> String {
-    "\"".into()
-}
-fn default_escape() -> String {
-    "\\".into()
-}
 fn default_batch_size() -> usize {
     32768
 }
@@ -157,12 +174,13 @@ fn default_batch_size() -> usize {
 impl Default for CsvSourceConfig {
     fn default() -> Self {
         CsvSourceConfig {
+            format: Format::Csv,
             path: String::new(),
             schema: String::new(),
-            header: false,
-            sep: default_sep(),
-            quote: default_quote(),
-            escape: default_escape(),
+            header: None,
+            sep: None,
+            quote: None,
+            escape: None,
             max_files_per_trigger: None,
             latest_first: false,
             max_bytes_per_trigger: None,
@@ -200,6 +218,7 @@ pub struct CsvSourceSettings {
     /// How each time column's values are read.
     pub(crate) times: TimeParsing,
     pub(crate) mode: MalformedMode,
+    pub(crate) format: Format,
     pub(crate) header: bool,
     pub(crate) sep: u8,
     pub(crate) quote: u8,
@@ -260,21 +279,32 @@ impl CsvSourceConfig {
                 ))
             })
             .ok();
-        let mut byte = |key: &str, value: &str| match value.as_bytes() {
-            [b] if b.is_ascii() => *b,
-            _ => {
-                errors.push(ConfigError::new(
-                    key,
-                    format!("\"{value}\" must be exactly one ASCII character"),
-                ));
-                0
+        let format = self.format;
+        let mut byte = |key: &str, value: &Option<String>, default: u8| match value.as_deref() {
+            None => default,
+            Some(_) if format != Format::Csv => {
+                errors.push(csv_only(key, format));
+                default
             }
+            Some(value) => match value.as_bytes() {
+                [b] if b.is_ascii() => *b,
+                _ => {
+                    errors.push(ConfigError::new(
+                        key,
+                        format!("\"{value}\" must be exactly one ASCII character"),
+                    ));
+                    0
+                }
+            },
         };
         let (sep, quote, escape) = (
-            byte("sep", &self.sep),
-            byte("quote", &self.quote),
-            byte("escape", &self.escape),
+            byte("sep", &self.sep, b','),
+            byte("quote", &self.quote, b'"'),
+            byte("escape", &self.escape, b'\\'),
         );
+        if self.header.is_some() && format != Format::Csv {
+            errors.push(csv_only("header", format));
+        }
         if self.path.trim().is_empty() {
             errors.push(ConfigError::new("path", "must name a folder or a glob"));
         }
@@ -352,7 +382,8 @@ impl CsvSourceConfig {
                 corrupt_at,
                 times,
                 mode,
-                header: self.header,
+                format,
+                header: self.header.unwrap_or(false),
                 sep,
                 quote,
                 escape,
@@ -369,6 +400,17 @@ impl CsvSourceConfig {
             _ => Err(errors),
         }
     }
+}
+
+/// A CSV option set on a source of another format.
+fn csv_only(key: &str, format: Format) -> ConfigError {
+    ConfigError::new(
+        key,
+        format!(
+            "applies to csv sources only (this source is type = \"{}\")",
+            format.name()
+        ),
+    )
 }
 
 /// Spark's `maxFileAge` default.

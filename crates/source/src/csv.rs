@@ -732,8 +732,8 @@ mod tests {
         CsvSourceConfig {
             path: dir.display().to_string(),
             schema: "File STRING, Shop STRING, Sale_Count INT".into(),
-            header: true,
-            sep: ";".into(),
+            header: Some(true),
+            sep: Some(";".into()),
             ..CsvSourceConfig::default()
         }
     }
@@ -1037,7 +1037,7 @@ mod tests {
         let bad = CsvSourceConfig {
             path: "x".into(),
             schema: "a INTEGR".into(),
-            sep: ";;".into(),
+            sep: Some(";;".into()),
             max_files_per_trigger: Some(0),
             ..CsvSourceConfig::default()
         };
@@ -1072,7 +1072,7 @@ mod tests {
         )
         .unwrap();
         let mut source = admitted_all(CsvSourceConfig {
-            quote: "'".into(),
+            quote: Some("'".into()),
             ..config(dir.path())
         });
         let batch = source.next_batch().unwrap().unwrap();
@@ -1100,7 +1100,7 @@ mod tests {
         .unwrap();
         let mut source = admitted_all(CsvSourceConfig {
             schema: "ts TIMESTAMP, d DATE, m DECIMAL(6,2), b BOOLEAN, x DOUBLE".into(),
-            header: false,
+            header: Some(false),
             mode: Some("failfast".into()),
             ..config(dir.path())
         });
@@ -1114,6 +1114,107 @@ mod tests {
             "{shown}"
         );
         assert!(source.next_batch().unwrap().is_none());
+    }
+
+    fn json(dir: &Path, schema: &str, mode: &str) -> CsvSourceConfig {
+        CsvSourceConfig {
+            format: Format::Json,
+            path: dir.display().to_string(),
+            schema: schema.into(),
+            mode: Some(mode.into()),
+            bad_records_path: Some("bad".into()),
+            ..CsvSourceConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_json_source_reads_each_type_from_the_json_kinds_spark_takes_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("t.json"),
+            concat!(
+                r#"{"ts": "2024-01-02T03:04:05Z", "d": "2024-01-02", "m": 12.34, "b": true, "x": 1.5, "i": 7, "s": "" }"#,
+                "\n",
+                r#"{"ts": 1700000000, "m": "1.5", "x": "NaN", "i": -9007199254740993, "s": {"k": [1]}}"#,
+                "\n",
+                r#"{"x": 2, "s": 12.50, "b": null}"#,
+                "\n",
+                r#"{"i": "5", "b": "true", "x": "1.5", "d": 3, "s": "ok"}"#,
+                "\n",
+            ),
+        )
+        .unwrap();
+        let mut source = admitted_all(json(
+            dir.path(),
+            "ts TIMESTAMP, d DATE, m DECIMAL(6,2), b BOOLEAN, x DOUBLE, i BIGINT, s STRING",
+            "permissive",
+        ));
+        let batch = source.next_batch().unwrap().unwrap();
+        let shown = arrow_cast::pretty::pretty_format_batches(&[batch])
+            .unwrap()
+            .to_string();
+        let lines: Vec<&str> = shown.lines().skip(3).take(4).collect();
+        assert_eq!(
+            lines,
+            [
+                "| 2024-01-02T03:04:05Z | 2024-01-02 | 12.34 | true | 1.5 | 7                 |            |",
+                "| 2023-11-14T22:13:20Z |            | 1.50  |      | NaN | -9007199254740993 | {\"k\": [1]} |",
+                "|                      |            |       |      | 2.0 |                   | 12.50      |",
+                "|                      |            |       |      |     |                   | ok         |",
+            ],
+            "{shown}"
+        );
+        assert_eq!(
+            bad_of(&mut source),
+            [
+                "4: field d: 3 is a JSON number, not a DATE [{\"i\": \"5\", \"b\": \"true\", \"x\": \"1.5\", \"d\": 3, \"s\": \"ok\"}]",
+            ],
+            "one bad record per line, for the first column found wrong"
+        );
+    }
+
+    #[test]
+    fn a_resumed_json_file_skips_the_lines_before_its_position_blank_ones_uncounted() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "{\"Sale_Count\": 1}\n\n{\"Sale_Count\": \"x\"}\n{\"Sale_Count\": 3}\n  \n{\"Sale_Count\": 4}\n{\"Sale_Count\": 5\n{\"Sale_Count\": 6}";
+        fs::write(dir.path().join("a.json"), text).unwrap();
+        let small = || CsvSourceConfig {
+            batch_size: 2,
+            ..json(
+                dir.path(),
+                "File STRING, Shop STRING, Sale_Count INT",
+                "dropmalformed",
+            )
+        };
+        let mut first = admitted_all(small());
+        assert_eq!(first.next_batch().unwrap().unwrap().num_rows(), 1);
+        assert_eq!(bad_of(&mut first).len(), 1);
+        let mut second = restored(small(), first.snapshot().unwrap());
+        assert_eq!(read_all(&mut second), [3, 4, 6]);
+        assert_eq!(
+            bad_of(&mut second),
+            ["7: malformed JSON: the line ends where ',' or '}' after a value was expected [{\"Sale_Count\": 5]"]
+        );
+    }
+
+    #[test]
+    fn csv_options_are_refused_on_a_json_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let errors = CsvSourceConfig {
+            header: Some(true),
+            quote: Some("'".into()),
+            ..json(dir.path(), "a INT", "permissive")
+        }
+        .validate()
+        .unwrap_err();
+        let keys: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            keys,
+            [
+                "quote: applies to csv sources only (this source is type = \"json\")",
+                "header: applies to csv sources only (this source is type = \"json\")",
+            ]
+        );
     }
 
     /// Writes `name` into `dir` with one row of count `n`, modified `days_ago`.

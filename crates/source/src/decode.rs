@@ -1,11 +1,13 @@
-//! Decoding one CSV file into Arrow batches, with Spark's rules for records, values and
-//! malformed rows.
+//! Decoding one CSV or JSON lines file into Arrow batches, with Spark's rules for records,
+//! values and malformed rows.
 //!
 //! One pass: the file's bytes are split into records by Spark's quoting rules
-//! ([`crate::split`]), and each column's values are read by Spark's value rules
-//! ([`crate::values`]) straight into its Arrow array. A value that does not read is null in
-//! the array and makes its row malformed; a row with the wrong number of fields is
-//! malformed too. What happens to a malformed row is the source's `mode`.
+//! ([`crate::split`]) or one JSON object per line ([`crate::json`]), and each column's
+//! values are read by Spark's value rules ([`crate::values`]) straight into its Arrow array.
+//! A value that does not read (or, in JSON, is written as a kind its type does not admit,
+//! such as `"12"` for an INT) is null in the array and makes its row malformed; a CSV row
+//! with the wrong number of fields, or a line that is not one JSON object, is malformed
+//! too. What happens to a malformed row is the source's `mode`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -24,8 +26,9 @@ use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, OffsetBuffer, Scala
 use arrow_schema::{DataType, Field};
 use weir_core::{ddl_type_name, Error, Result};
 
-use crate::config::{CsvSourceSettings, MalformedMode};
-use crate::split::{split, Dialect, Record, Records};
+use crate::config::{CsvSourceSettings, Format, MalformedMode};
+use crate::json::{split_json, JsonColumns};
+use crate::split::{split, Dialect, Kind, Record, Records};
 use crate::values::{self, Bad};
 
 /// A row the source did not take as it was written.
@@ -71,6 +74,8 @@ pub(crate) struct FileDecoder {
     path: PathBuf,
     settings: CsvSourceSettings,
     dialect: Dialect,
+    /// JSON only: the columns keys are looked up in.
+    json: Option<JsonColumns>,
     file: File,
     /// The file's size when opened.
     size: u64,
@@ -119,6 +124,7 @@ impl FileDecoder {
         let mut decoder = FileDecoder {
             path: path.to_path_buf(),
             dialect: Dialect::new(settings.sep, settings.quote, settings.escape),
+            json: (settings.format == Format::Json).then(|| JsonColumns::new(&settings.parsed)),
             header_pending: settings.header,
             settings,
             file,
@@ -166,15 +172,21 @@ impl FileDecoder {
         let (mut consumed, mut line) = (self.pos, self.line);
         loop {
             let left = wanted - records.rows.len();
-            let done = split(
-                &self.dialect,
-                &self.buf,
-                consumed,
-                line,
-                self.eof,
-                left,
-                &mut records,
-            );
+            let (input, eof) = (&self.buf[..], self.eof);
+            let done = match &self.json {
+                None => split(
+                    &self.dialect,
+                    input,
+                    consumed,
+                    line,
+                    eof,
+                    left,
+                    &mut records,
+                ),
+                Some(columns) => {
+                    split_json(columns, input, consumed, line, eof, left, &mut records)
+                }
+            };
             (consumed, line) = (done.consumed, done.line);
             if records.rows.len() == wanted || self.eof {
                 break;
@@ -208,12 +220,25 @@ impl FileDecoder {
         let width = schema.fields().len();
         // The malformed rows, in order, with what is wrong with each.
         let mut verdicts: BTreeMap<usize, Verdict> = BTreeMap::new();
+        let json = self.json.is_some();
         for (i, row) in rows.iter().enumerate() {
-            if row.fields != width {
+            if !json && row.fields != width {
                 verdicts.insert(
                     i,
                     Verdict {
                         reason: format!("expected {width} fields, found {}", row.fields),
+                        fillable: true,
+                    },
+                );
+            }
+        }
+        for (row, reason) in records.problems() {
+            if let Some(i) = row.checked_sub(from) {
+                let reason = reason.clone();
+                verdicts.insert(
+                    i,
+                    Verdict {
+                        reason,
                         fillable: true,
                     },
                 );
@@ -230,6 +255,7 @@ impl FileDecoder {
                 rows,
                 verdicts: &mut verdicts,
                 pattern: self.settings.times.pattern(c),
+                json,
             };
             let times = &self.settings.times;
             let array: ArrayRef = match field.data_type() {
@@ -239,9 +265,15 @@ impl FileDecoder {
                 DataType::Int64 => Arc::new(column.primitive::<Int64Type>(values::int64)),
                 DataType::Float64 => Arc::new(column.primitive::<Float64Type>(values::double)),
                 DataType::Date32 => Arc::new(column.primitive::<Date32Type>(|t| times.date(c, t))),
+                // A JSON number for a timestamp is seconds since the epoch, as in Spark.
                 DataType::Timestamp(..) => Arc::new(
                     column
-                        .primitive::<TimestampMicrosecondType>(|t| times.timestamp(c, t))
+                        .primitive_by_kind::<TimestampMicrosecondType>(|t, kind| match kind {
+                            Kind::Int => values::int64(t)?
+                                .checked_mul(1_000_000)
+                                .ok_or(Bad::OutOfRange),
+                            _ => times.timestamp(c, t),
+                        })
                         .with_data_type(field.data_type().clone()),
                 ),
                 &DataType::Decimal128(precision, scale) => Arc::new(
@@ -330,6 +362,8 @@ struct Column<'a> {
     verdicts: &'a mut BTreeMap<usize, Verdict>,
     /// The column's time pattern as written, for messages.
     pattern: Option<&'a str>,
+    /// The values are JSON's: each admits only some types, and an empty string is a value.
+    json: bool,
 }
 
 impl<'a> Column<'a> {
@@ -337,9 +371,11 @@ impl<'a> Column<'a> {
     /// NOT NULL column cannot hold.
     fn value(&mut self, i: usize) -> Option<&'a [u8]> {
         let (records, input) = (self.records, self.input);
+        // Spark's CSV reads an empty field as null; JSON's `""` is the empty string (and not
+        // an INT or a DATE: a malformed value there).
         let value = records
             .field(input, &self.rows[i], self.c)
-            .filter(|v| !v.is_empty());
+            .filter(|v| self.json || !v.is_empty());
         if value.is_none() && !self.field.is_nullable() {
             let name = self.field.name();
             let verdict = self.verdicts.entry(i).or_insert_with(|| Verdict {
@@ -362,17 +398,30 @@ impl<'a> Column<'a> {
         verdict.fillable &= field.is_nullable();
     }
 
-    /// Reads every row's value with `read`, giving `put` the value or a null.
+    /// Reads every row's value with `read` (given what the value was written as), giving
+    /// `put` the value or a null.
     fn each<T>(
         &mut self,
-        read: impl Fn(&'a [u8]) -> Result<T, Bad>,
+        read: impl Fn(&'a [u8], Kind) -> Result<T, Bad>,
         mut put: impl FnMut(Option<T>),
     ) {
         for i in 0..self.rows.len() {
-            match self.value(i).map(|v| (v, read(v))) {
-                None => put(None),
-                Some((_, Ok(x))) => put(Some(x)),
-                Some((v, Err(why))) => {
+            let Some(v) = self.value(i) else {
+                put(None);
+                continue;
+            };
+            let kind = match self.json {
+                true => self.records.kind(&self.rows[i], self.c),
+                false => Kind::Text,
+            };
+            if kind != Kind::Text && !admits(kind, self.field.data_type(), v) {
+                put(None);
+                self.refuse_kind(i, v, kind);
+                continue;
+            }
+            match read(v, kind) {
+                Ok(x) => put(Some(x)),
+                Err(why) => {
                     put(None);
                     self.refuse(i, v, why);
                 }
@@ -380,9 +429,27 @@ impl<'a> Column<'a> {
         }
     }
 
+    /// Marks row `i` malformed because its JSON value `value` is written as `kind`, which
+    /// the column's type does not admit.
+    fn refuse_kind(&mut self, i: usize, value: &[u8], kind: Kind) {
+        let field = self.field;
+        let verdict = self.verdicts.entry(i).or_insert_with(|| Verdict {
+            reason: kind_refusal(field, value, kind),
+            fillable: true,
+        });
+        verdict.fillable &= field.is_nullable();
+    }
+
     fn primitive<T: ArrowPrimitiveType>(
         &mut self,
         read: impl Fn(&[u8]) -> Result<T::Native, Bad>,
+    ) -> arrow_array::PrimitiveArray<T> {
+        self.primitive_by_kind(|v, _| read(v))
+    }
+
+    fn primitive_by_kind<T: ArrowPrimitiveType>(
+        &mut self,
+        read: impl Fn(&[u8], Kind) -> Result<T::Native, Bad>,
     ) -> arrow_array::PrimitiveArray<T> {
         let mut builder = PrimitiveBuilder::<T>::with_capacity(self.rows.len());
         self.each(read, |v| builder.append_option(v));
@@ -391,7 +458,7 @@ impl<'a> Column<'a> {
 
     fn booleans(&mut self) -> arrow_array::BooleanArray {
         let mut builder = BooleanBuilder::with_capacity(self.rows.len());
-        self.each(values::boolean, |v| builder.append_option(v));
+        self.each(|v, _| values::boolean(v), |v| builder.append_option(v));
         builder.finish()
     }
 
@@ -429,7 +496,7 @@ impl<'a> Column<'a> {
             return Ok(array);
         }
         let mut builder = StringBuilder::with_capacity(rows, bytes);
-        let utf8 = |v| std::str::from_utf8(v).map_err(|_| Bad::Malformed);
+        let utf8 = |v, _| std::str::from_utf8(v).map_err(|_| Bad::Malformed);
         self.each(utf8, |v| builder.append_option(v));
         Ok(builder.finish())
     }
@@ -459,6 +526,58 @@ fn refusal(field: &Field, value: &[u8], why: Bad, pattern: Option<&str>) -> Stri
         ),
         None => format!("field {name}: \"{shown}\" is not {article} {type_name}"),
     }
+}
+
+/// Whether a column of type `t` takes a value written as `kind` (`text`), by Spark's JSON
+/// rules: numbers only for numbers, booleans only for BOOLEAN, strings for STRING, DATE,
+/// TIMESTAMP and DECIMAL (and DOUBLE's "NaN" and "Infinity"), anything for STRING. Every
+/// CSV value is text, which every type takes.
+fn admits(kind: Kind, t: &DataType, text: &[u8]) -> bool {
+    use DataType::*;
+    match (kind, t) {
+        (Kind::Text, _) | (_, Utf8) => true,
+        (Kind::Bool, Boolean) => true,
+        (Kind::Int, Int32 | Int64 | Float64 | Decimal128(..) | Timestamp(..)) => true,
+        (Kind::Float, Float64 | Decimal128(..)) => true,
+        (Kind::NonNumeric, Float64) => true,
+        (Kind::String, Float64) => matches!(
+            text,
+            b"NaN" | b"Infinity" | b"+Infinity" | b"-Infinity" | b"INF" | b"+INF" | b"-INF"
+        ),
+        (Kind::String, Date32 | Timestamp(..) | Decimal128(..)) => true,
+        _ => false,
+    }
+}
+
+/// Why a JSON value written as `kind` is not a `field`: `field Sale_Count: "12" is a JSON
+/// string, not an INT`.
+fn kind_refusal(field: &Field, value: &[u8], kind: Kind) -> String {
+    let written = match kind {
+        Kind::String => "a JSON string",
+        Kind::Int | Kind::Float | Kind::NonNumeric => "a JSON number",
+        Kind::Bool => "a JSON boolean",
+        Kind::Nested if value.first() == Some(&b'[') => "a JSON array",
+        Kind::Nested => "a JSON object",
+        Kind::Text => "text",
+    };
+    let text = String::from_utf8_lossy(value);
+    let shown: String = match text.chars().count() > 40 {
+        true => text.chars().take(40).chain("…".chars()).collect(),
+        false => text.into_owned(),
+    };
+    let shown = match kind {
+        Kind::String => format!("\"{shown}\""),
+        _ => shown,
+    };
+    let type_name = ddl_type_name(field.data_type());
+    let article = match type_name.starts_with(['A', 'E', 'I', 'O', 'U']) {
+        true => "an",
+        false => "a",
+    };
+    format!(
+        "field {}: {shown} is {written}, not {article} {type_name}",
+        field.name()
+    )
 }
 
 fn trim_line_end(raw: &[u8]) -> &[u8] {

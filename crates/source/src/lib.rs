@@ -12,8 +12,8 @@
 //! let config = CsvSourceConfig {
 //!     path: "data/stream_read".into(),
 //!     schema: "File STRING, Shop STRING, Sale_Count INT".into(),
-//!     header: true,
-//!     sep: ";".into(),
+//!     header: Some(true),
+//!     sep: Some(";".into()),
 //!     ..CsvSourceConfig::default()
 //! };
 //! let mut source = config.validate().unwrap().build();
@@ -28,6 +28,7 @@ mod clean;
 mod config;
 mod csv;
 mod decode;
+mod json;
 mod pool;
 mod seen;
 mod split;
@@ -35,6 +36,8 @@ mod times;
 mod values;
 mod watch;
 
-pub use crate::config::{CleanSource, CsvSourceConfig, CsvSourceSettings, Location, MalformedMode};
+pub use crate::config::{
+    CleanSource, CsvSourceConfig, CsvSourceSettings, Format, Location, MalformedMode,
+};
 pub use crate::csv::CsvSource;
 pub use crate::decode::BadRecord;

@@ -62,14 +62,38 @@ pub(crate) struct Record {
     pub(crate) fields: usize,
 }
 
+/// What a value was written as. Every CSV value is [`Kind::Text`]; a JSON value is one of
+/// the others, and a column's type admits only some of them (Spark's JSON rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Text whose type only its column says: CSV.
+    Text,
+    /// A JSON string, unescaped.
+    String,
+    /// A JSON number without a fraction or an exponent.
+    Int,
+    /// A JSON number with a fraction or an exponent.
+    Float,
+    /// `NaN`, `Infinity`, `+Infinity` or `-Infinity` written bare, as Jackson allows.
+    NonNumeric,
+    /// `true` or `false`.
+    Bool,
+    /// An object or an array, as written.
+    Nested,
+}
+
 /// Records split so far, and where their fields' values are.
 #[derive(Debug, Default)]
 pub(crate) struct Records {
     /// The values of quoted fields, unescaped, one after the other.
     data: Vec<u8>,
     /// Each field's value: a range of the input, or of `data` when the start has
-    /// [`IN_DATA`] set.
+    /// [`IN_DATA`] set, or [`NULL`].
     spans: Vec<(usize, usize)>,
+    /// JSON only: what each value in `spans` was written as.
+    kinds: Vec<Kind>,
+    /// JSON only: the records that could not be read at all, by index into `rows`, with why.
+    problems: Vec<(usize, String)>,
     /// The records, in order.
     pub(crate) rows: Vec<Record>,
 }
@@ -77,11 +101,80 @@ pub(crate) struct Records {
 /// Marks a span's start as one in [`Records::data`] rather than in the input.
 const IN_DATA: usize = 1 << (usize::BITS - 1);
 
+/// The span of a value that is null or missing (JSON's `null`, or a key not in the object).
+const NULL: (usize, usize) = (usize::MAX, 0);
+
 impl Records {
     pub(crate) fn clear(&mut self) {
         self.data.clear();
         self.spans.clear();
+        self.kinds.clear();
+        self.problems.clear();
         self.rows.clear();
+    }
+
+    /// What field `c` of `record` was written as.
+    pub(crate) fn kind(&self, record: &Record, c: usize) -> Kind {
+        self.kinds
+            .get(record.first + c)
+            .copied()
+            .unwrap_or(Kind::Text)
+    }
+
+    /// The records that could not be read at all, by index into `rows`, with why.
+    pub(crate) fn problems(&self) -> &[(usize, String)] {
+        &self.problems
+    }
+
+    /// Starts a record of `width` fields, all null until [`set`](Self::set).
+    pub(crate) fn begin(&mut self, line: u64, start: usize, end: usize, width: usize) {
+        self.rows.push(Record {
+            line,
+            start,
+            end,
+            first: self.spans.len(),
+            fields: width,
+        });
+        self.spans.resize(self.spans.len() + width, NULL);
+        self.kinds.resize(self.spans.len(), Kind::Text);
+    }
+
+    /// Field `c` of the record begun last is `input[start..end]`, written as `kind`.
+    pub(crate) fn set(&mut self, c: usize, start: usize, end: usize, kind: Kind) {
+        let at = self.last_first() + c;
+        self.spans[at] = (start, end);
+        self.kinds[at] = kind;
+    }
+
+    /// Field `c` of the record begun last is `value`, unescaped, written as `kind`.
+    pub(crate) fn set_data(&mut self, c: usize, value: &[u8], kind: Kind) {
+        let from = self.data.len();
+        self.data.extend_from_slice(value);
+        let at = self.last_first() + c;
+        self.spans[at] = (from | IN_DATA, self.data.len());
+        self.kinds[at] = kind;
+    }
+
+    /// Field `c` of the record begun last is null (a later duplicate key said so).
+    pub(crate) fn set_null(&mut self, c: usize) {
+        let at = self.last_first() + c;
+        self.spans[at] = NULL;
+    }
+
+    /// The record begun last cannot be read: it keeps no values, and `reason` says why.
+    pub(crate) fn spoil(&mut self, reason: String) {
+        let Some(record) = self.rows.last_mut() else {
+            return;
+        };
+        let first = record.first;
+        record.fields = 0;
+        self.spans.truncate(first);
+        self.kinds.truncate(first);
+        self.problems.push((self.rows.len() - 1, reason));
+    }
+
+    fn last_first(&self) -> usize {
+        self.rows.last().map_or(0, |r| r.first)
     }
 
     /// Field `c` of `record`, split from `input`, or `None` if the record has fewer fields.
@@ -95,6 +188,9 @@ impl Records {
             return None;
         }
         let (start, end) = self.spans[record.first + c];
+        if (start, end) == NULL {
+            return None;
+        }
         Some(match start & IN_DATA {
             0 => &input[start..end],
             _ => &self.data[start ^ IN_DATA..end],
@@ -105,6 +201,7 @@ impl Records {
     fn truncate(&mut self, keep: usize, fields: usize, data: usize) {
         self.rows.truncate(keep);
         self.spans.truncate(fields);
+        self.kinds.truncate(fields.min(self.kinds.len()));
         self.data.truncate(data);
     }
 }

@@ -137,9 +137,9 @@ fn read(layout: &Layout, file: &[u8]) -> Vec<Row> {
     let config = CsvSourceConfig {
         path: dir.path().display().to_string(),
         schema: SCHEMA.into(),
-        header: layout.header,
-        sep: (layout.sep as char).to_string(),
-        escape: (layout.escape as char).to_string(),
+        header: Some(layout.header),
+        sep: Some((layout.sep as char).to_string()),
+        escape: Some((layout.escape as char).to_string()),
         batch_size: layout.batch_size,
         mode: Some("failfast".into()),
         ..CsvSourceConfig::default()

@@ -25,8 +25,8 @@ fn run(dir: &Path, options: u8, mode: &str) -> Result<Outcome, String> {
     let config = CsvSourceConfig {
         path: dir.join("in").display().to_string(),
         schema: SCHEMA.into(),
-        header: options & 1 == 1,
-        sep: if options & 2 == 2 { ";" } else { "," }.into(),
+        header: Some(options & 1 == 1),
+        sep: Some(if options & 2 == 2 { ";" } else { "," }.into()),
         batch_size: 1 + usize::from((options >> 2) & 3),
         mode: Some(mode.into()),
         corrupt_record_column: (mode == "permissive" && options & 16 == 16)
