@@ -131,28 +131,61 @@ impl SinkSpec for NamedChannelSpec {
     }
 
     fn build_in(&self, place: &SinkPlace) -> Result<Box<dyn Sink>> {
-        let spill = match &place.checkpoint {
-            Some(checkpoint) => Spill::Kept(checkpoint.join("channel-spill").join(&self.name)),
-            None => Spill::Temporary(std::env::temp_dir().join(format!(
-                "weir-channel-{}-{}-{}",
-                std::process::id(),
-                self.name,
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos())
-            ))),
-        };
-        std::fs::create_dir_all(spill.folder())
-            .map_err(|e| Error::io("cannot create", spill.folder(), e))?;
-        Ok(Box::new(ChannelSink {
+        let delivery = ToRecipient {
             name: self.name.clone(),
             spec: self.spec.clone(),
-            spill,
-            current: None,
-            pending: BTreeMap::new(),
-            delivered: Vec::new(),
-            forgotten: Vec::new(),
-        }))
+        };
+        let sink = SpilledSink::new(&self.name, "channel", &self.spec.schema, place, delivery)?;
+        Ok(Box::new(sink))
+    }
+}
+
+/// One part of a committed epoch, for a [`Delivery`].
+pub(crate) struct EpochPart {
+    /// The epoch the rows belong to.
+    pub(crate) epoch: Epoch,
+    /// The part's rows.
+    pub(crate) batches: Vec<RecordBatch>,
+    /// Which part of the epoch this is, from 0.
+    pub(crate) part: u32,
+    /// The epoch's last part.
+    pub(crate) last: bool,
+    /// A run that crashed after the epoch's checkpoint may have delivered it already.
+    pub(crate) redelivery: bool,
+}
+
+/// Where a [`SpilledSink`] delivers each committed epoch: the parts of an epoch come in
+/// order, exactly the same rows in the same parts each time an epoch is delivered again.
+pub(crate) trait Delivery: Send + 'static {
+    /// Delivers one part, returning once it is safely delivered.
+    fn deliver(&mut self, part: EpochPart) -> Result<()>;
+}
+
+/// The `channel` sink's delivery: to the caller's actor.
+struct ToRecipient {
+    name: String,
+    spec: Arc<ChannelSpec>,
+}
+
+impl Delivery for ToRecipient {
+    fn deliver(&mut self, part: EpochPart) -> Result<()> {
+        let output = EpochOutput {
+            sink: self.name.clone(),
+            epoch: part.epoch,
+            mode: self.spec.mode,
+            batches: part.batches,
+            part: part.part,
+            last: part.last,
+            redelivery: part.redelivery,
+        };
+        // This runs on the sink's own thread, so waiting here blocks nothing but this
+        // sink: the caller's reply is the backpressure.
+        futures::executor::block_on(self.spec.recipient.send(output)).map_err(|e| {
+            Error::Stopped(format!(
+                "sinks.{}: the channel's recipient is gone: {e}",
+                self.name
+            ))
+        })
     }
 }
 
@@ -181,7 +214,7 @@ impl Spill {
     }
 }
 
-impl Drop for ChannelSink {
+impl<D> Drop for SpilledSink<D> {
     fn drop(&mut self) {
         if let Spill::Temporary(folder) = &self.spill {
             // Best effort: a temporary folder left behind is only disk space.
@@ -205,9 +238,14 @@ struct Pending {
     recorded: bool,
 }
 
-struct ChannelSink {
+/// A sink that delivers each epoch somewhere else once its checkpoint is complete: the
+/// epoch's batches are spilled to a file as they come, synced at the barrier and named in the
+/// checkpoint, and read back for the [`Delivery`] at the commit; a restart delivers the
+/// epochs its checkpoint left pending again.
+pub(crate) struct SpilledSink<D> {
     name: String,
-    spec: Arc<ChannelSpec>,
+    schema: SchemaRef,
+    delivery: D,
     spill: Spill,
     /// The epoch being read, spilled as it comes; `None` until its first batch.
     current: Option<StreamWriter<BufWriter<File>>>,
@@ -230,7 +268,40 @@ fn pending_key(epoch: Epoch) -> Vec<u8> {
     epoch.key(PENDING)
 }
 
-impl ChannelSink {
+impl<D: Delivery> SpilledSink<D> {
+    /// The sink for stage `name`, spilling to `<checkpoint>/<kind>-spill/<name>/` (or a
+    /// temporary folder when the pipeline has no checkpoint).
+    pub(crate) fn new(
+        name: &str,
+        kind: &str,
+        schema: &SchemaRef,
+        place: &SinkPlace,
+        delivery: D,
+    ) -> Result<Self> {
+        let spill = match &place.checkpoint {
+            Some(checkpoint) => Spill::Kept(checkpoint.join(format!("{kind}-spill")).join(name)),
+            None => Spill::Temporary(std::env::temp_dir().join(format!(
+                "weir-{kind}-{}-{name}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ))),
+        };
+        std::fs::create_dir_all(spill.folder())
+            .map_err(|e| Error::io("cannot create", spill.folder(), e))?;
+        Ok(SpilledSink {
+            name: name.to_string(),
+            schema: schema.clone(),
+            delivery,
+            spill,
+            current: None,
+            pending: BTreeMap::new(),
+            delivered: Vec::new(),
+            forgotten: Vec::new(),
+        })
+    }
+
     fn arrow_error(&self, what: &str, path: &Path, e: arrow_schema::ArrowError) -> Error {
         Error::arrow(format!("sinks.{}: {what} {}", self.name, path.display()), e)
     }
@@ -275,38 +346,35 @@ impl ChannelSink {
         Ok(Some(sealed))
     }
 
-    /// Sends one epoch, part by part, each awaited.
-    fn deliver(&self, epoch: Epoch, pending: Pending) -> Result<()> {
-        let send = |batches: Vec<RecordBatch>, part: u32, last: bool| {
-            let output = EpochOutput {
-                sink: self.name.clone(),
+    /// Delivers one epoch, part by part, each awaited.
+    fn deliver(&mut self, epoch: Epoch, pending: Pending) -> Result<()> {
+        let redelivery = pending.redelivery;
+        let mut send = |batches: Vec<RecordBatch>, part: u32, last: bool| {
+            self.delivery.deliver(EpochPart {
                 epoch,
-                mode: self.spec.mode,
                 batches,
                 part,
                 last,
-                redelivery: pending.redelivery,
-            };
-            // This runs on the sink's own thread, so waiting here blocks nothing but this
-            // sink: the caller's reply is the backpressure.
-            futures::executor::block_on(self.spec.recipient.send(output)).map_err(|e| {
-                Error::Stopped(format!(
-                    "sinks.{}: the channel's recipient is gone: {e}",
-                    self.name
-                ))
+                redelivery,
             })
         };
         match &pending.rows {
             Rows::Held(batches) => send(batches.clone(), 0, true),
             Rows::Spilled(path) => {
                 let file = File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-                let mut reader = StreamReader::try_new(BufReader::new(file), None)
-                    .map_err(|e| self.arrow_error("cannot read", path, e))?;
+                let arrow_error = |e| {
+                    Error::arrow(
+                        format!("sinks.{}: cannot read {}", self.name, path.display()),
+                        e,
+                    )
+                };
+                let mut reader =
+                    StreamReader::try_new(BufReader::new(file), None).map_err(arrow_error)?;
                 // One batch ahead, so that the last part says it is the last.
                 let mut next = reader.next().transpose();
                 let mut part = 0;
                 loop {
-                    let batch = next.map_err(|e| self.arrow_error("cannot read", path, e))?;
+                    let batch = next.map_err(arrow_error)?;
                     let Some(batch) = batch else {
                         return Ok(());
                     };
@@ -327,12 +395,12 @@ fn sync_dir(folder: &Path) -> Result<()> {
         .map_err(|e| Error::io("cannot sync", folder, e))
 }
 
-impl Sink for ChannelSink {
+impl<D: Delivery> Sink for SpilledSink<D> {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if self.current.is_none() {
             let path = self.spill.current_file();
             let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
-            let writer = StreamWriter::try_new(BufWriter::new(file), &self.spec.schema)
+            let writer = StreamWriter::try_new(BufWriter::new(file), &self.schema)
                 .map_err(|e| self.arrow_error("cannot write", &path, e))?;
             self.current = Some(writer);
         }
