@@ -14,7 +14,8 @@ sudo_if_needed() {
 # headless by playwright-core from npm, with Node.js), Graphviz for `weir graph --format svg`,
 # and the Prometheus package for promtool, which checks the /metrics text. strace, to check
 # that every rename the file sinks make is synced before the checkpoint that relies on it.
-packages=(build-essential clang libclang-dev make python3 python3-pip python3-venv bsdutils coreutils time chromium graphviz prometheus strace)
+# nats-server, the real JetStream broker the NATS source and sink tests start (with -js).
+packages=(build-essential clang libclang-dev make python3 python3-pip python3-venv bsdutils coreutils time chromium graphviz prometheus strace nats-server)
 # Node.js and npm come from Debian only where no other install (NodeSource, nvm) provides them.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 missing=()
@@ -40,11 +41,12 @@ fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 
 # pyarrow and DuckDB read Weir's parquet output back in the tests, as independent readers;
-# prometheus-client's parser checks the /metrics text.
-if ! python3 -c 'import pyarrow, duckdb, prometheus_client' >/dev/null 2>&1; then
-    echo "setup: installing pyarrow, duckdb and prometheus-client from PyPI"
-    python3 -m pip install --quiet pyarrow duckdb prometheus-client 2>/dev/null \
-        || python3 -m pip install --quiet --break-system-packages pyarrow duckdb prometheus-client
+# prometheus-client's parser checks the /metrics text; nats-py publishes the NATS tests'
+# input and reads their output back, as an independent client.
+if ! python3 -c 'import pyarrow, duckdb, prometheus_client, nats' >/dev/null 2>&1; then
+    echo "setup: installing pyarrow, duckdb, prometheus-client and nats-py from PyPI"
+    python3 -m pip install --quiet pyarrow duckdb prometheus-client nats-py 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages pyarrow duckdb prometheus-client nats-py
 fi
 
 # playwright-core (no browser download: it drives Debian's chromium) for the dashboard test,

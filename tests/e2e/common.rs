@@ -190,7 +190,7 @@ fn notebook_files(
 }
 
 /// `row` as one JSON line, in one of six shapes.
-fn json_line((file, shop, count): &Row, shape: u64) -> String {
+pub(crate) fn json_line((file, shop, count): &Row, shape: u64) -> String {
     match shape {
         0 => format!("{{\"File\":\"{file}\",\"Shop\":\"{shop}\",\"Sale_Count\":{count}}}\n"),
         1 => format!("{{\"Sale_Count\": {count}, \"Shop\": \"{shop}\", \"File\": \"{file}\"}}\n"),

@@ -7,10 +7,10 @@ use std::time::Duration;
 use crate::common::*;
 
 /// A small deterministic generator for kill delays.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
-    fn below(&mut self, bound: u64) -> u64 {
+    pub(crate) fn below(&mut self, bound: u64) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)
@@ -68,7 +68,7 @@ fn a_json_source_killed_at_random_moments_reads_every_line_once() {
 /// after a commit), then lets the last run finish. `progress` says how much output is
 /// committed (a count that grows at each commit) and what it ends at; `after_kill` looks at
 /// the workspace after each kill, while nothing runs.
-fn kill_until_done(
+pub(crate) fn kill_until_done(
     ws: &Workspace,
     progress: (impl Fn(&Workspace) -> usize, usize),
     kills_wanted: usize,

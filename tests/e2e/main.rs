@@ -14,6 +14,7 @@ mod json;
 mod malformed;
 mod memory;
 mod modes;
+mod nats;
 mod observe;
 mod progress;
 mod surroundings;

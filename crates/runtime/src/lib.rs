@@ -139,6 +139,7 @@ mod graph;
 #[cfg(feature = "http")]
 mod http;
 mod metrics;
+mod nats;
 mod pipeline;
 mod registry;
 mod spec;

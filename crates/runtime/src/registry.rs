@@ -12,9 +12,12 @@ use weir_operators::{AggregateConfig, DeduplicateConfig, AGGREGATE_APPEND_REFUSA
 #[cfg(feature = "expressions")]
 use weir_operators::{FilterConfig, SelectConfig, SqlConfig};
 use weir_sink::{ConsoleSinkConfig, FileFormat, FileSinkConfig, FileSinkSettings};
-use weir_source::{CsvSourceConfig, CsvSourceSettings, Format};
+use weir_source::{
+    CsvSourceConfig, CsvSourceSettings, Format, NatsSourceConfig, NatsSourceSettings,
+};
 
 use crate::channel::{self, ChannelSinkConfig, Channels, EpochOutput};
+use crate::nats::NatsSinkConfig;
 
 /// A source whose configuration has been validated: building it cannot fail on configuration.
 pub trait SourceSpec: Send + Sync {
@@ -317,6 +320,11 @@ impl Default for Registry {
                 })
             });
         }
+        registry.register_source("nats", |table| {
+            table.validate(|config: NatsSourceConfig| {
+                Ok(Box::new(config.validate()?) as Box<dyn SourceSpec>)
+            })
+        });
         registry.register_operator("aggregate", |table, input| {
             let event_time = table.event_time().cloned();
             table.validate(|config: AggregateConfig| {
@@ -405,6 +413,11 @@ impl Default for Registry {
                 Ok(Box::new(spec.with_name(table.name())) as Box<dyn SinkSpec>)
             })
         });
+        registry.register_sink("nats", |table, input, mode| {
+            table.validate(|config: NatsSinkConfig| {
+                Ok(Box::new(config.validate(table.name(), input, mode)?) as Box<dyn SinkSpec>)
+            })
+        });
         for format in [FileFormat::Parquet, FileFormat::Csv, FileFormat::Json] {
             registry.register_sink(format.extension(), move |table, input, mode| {
                 table.validate(|config: FileSinkConfig| {
@@ -431,6 +444,25 @@ impl SourceSpec for CsvSourceSettings {
     }
     fn build(&self) -> Result<Box<dyn Source>> {
         Ok(Box::new(CsvSourceSettings::build(self)))
+    }
+}
+
+impl SourceSpec for NatsSourceSettings {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn bad_records_path(&self) -> Option<PathBuf> {
+        self.bad_records_path.clone()
+    }
+    fn describe(&self) -> String {
+        // The stream and the filter decide what the position means; the servers do not.
+        match &self.subject {
+            Some(subject) => format!("nats stream {} subject {subject}", self.stream),
+            None => format!("nats stream {}", self.stream),
+        }
+    }
+    fn build(&self) -> Result<Box<dyn Source>> {
+        Ok(Box::new(NatsSourceSettings::build(self)?))
     }
 }
 

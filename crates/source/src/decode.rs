@@ -69,14 +69,19 @@ impl Decoded {
     }
 }
 
-/// Reads one file from its start (or from a checkpoint's position in it), one batch at a time.
+/// Reads one file from its start (or from a checkpoint's position in it), one batch at a time;
+/// or a run of messages, one per line ([`FileDecoder::messages`]).
 pub(crate) struct FileDecoder {
+    /// The file, or what the messages are from (`nats stream ORDERS`), for messages.
     path: PathBuf,
+    /// For messages: each line's sequence number in its stream, by line (line 1 first), so
+    /// that a message names the message rather than a line of a buffer.
+    sequences: Option<Vec<u64>>,
     settings: CsvSourceSettings,
     dialect: Dialect,
     /// JSON only: the columns keys are looked up in.
     json: Option<JsonColumns>,
-    file: File,
+    file: Box<dyn Read + Send>,
     /// The file's size when opened.
     size: u64,
     /// Bytes read from the file; those from `pos` on are not yet taken into a batch.
@@ -121,8 +126,43 @@ impl FileDecoder {
         let size = file.metadata().map_or(u64::MAX, |m| m.len());
         let capacity =
             usize::try_from(size.saturating_add(64)).map_or(BUFFER_SIZE, |s| s.min(BUFFER_SIZE));
+        Self::over(path, Box::new(file), size, capacity, settings, skip)
+    }
+
+    /// Reads `bytes`, one message's JSON per line, the message on line `i` (1-based) having
+    /// sequence `sequences[i - 1]` in the stream `from` names. Line breaks inside a message
+    /// must have been replaced (they can only be JSON whitespace there).
+    pub(crate) fn messages(
+        from: &str,
+        bytes: Vec<u8>,
+        sequences: Vec<u64>,
+        settings: CsvSourceSettings,
+    ) -> io::Result<Self> {
+        let size = bytes.len() as u64;
+        let capacity = bytes.len() + 64;
+        let mut decoder = Self::over(
+            Path::new(from),
+            Box::new(io::Cursor::new(bytes)),
+            size,
+            capacity,
+            settings,
+            0,
+        )?;
+        decoder.sequences = Some(sequences);
+        Ok(decoder)
+    }
+
+    fn over(
+        path: &Path,
+        file: Box<dyn Read + Send>,
+        size: u64,
+        capacity: usize,
+        settings: CsvSourceSettings,
+        skip: u64,
+    ) -> io::Result<Self> {
         let mut decoder = FileDecoder {
             path: path.to_path_buf(),
+            sequences: None,
             dialect: Dialect::new(settings.sep, settings.quote, settings.escape),
             json: (settings.format == Format::Json).then(|| JsonColumns::new(&settings.parsed)),
             header_pending: settings.header,
@@ -152,7 +192,7 @@ impl FileDecoder {
 
     /// Reads more of the file after `buf` (which grows if a batch needs it).
     fn fill(&mut self) -> io::Result<()> {
-        let n = (&self.file)
+        let n = (&mut self.file)
             .take(READ_SIZE as u64)
             .read_to_end(&mut self.buf)?;
         self.eof = n == 0;
@@ -293,13 +333,13 @@ impl FileDecoder {
         let mode = self.settings.mode;
         if let (MalformedMode::FailFast, Some((&i, verdict))) = (mode, verdicts.first_key_value()) {
             return Err(Error::Input(format!(
-                "{}:{}: {}",
-                self.path.display(),
-                rows[i].line,
+                "{}: {}",
+                self.locate(rows[i].line),
                 verdict.reason
             )));
         }
         let mut bad = Vec::with_capacity(verdicts.len());
+        let sequences = self.sequences.as_deref();
         let mut keep = vec![true; rows.len()];
         let mut corrupt: Vec<Option<String>> = Vec::new();
         for (i, verdict) in verdicts {
@@ -314,7 +354,10 @@ impl FileDecoder {
                 keep[i] = false;
             }
             bad.push(BadRecord {
-                line: row.line,
+                line: match sequences {
+                    Some(s) => Self::sequence(s, row.line),
+                    None => row.line,
+                },
                 reason: verdict.reason,
                 raw: raw.to_vec(),
             });
@@ -346,6 +389,28 @@ impl FileDecoder {
             records: count,
             bad,
         })
+    }
+}
+
+impl FileDecoder {
+    /// Where line `line` is, for a message: `path:line`, or for messages, the stream and the
+    /// message's sequence.
+    fn locate(&self, line: u64) -> String {
+        match &self.sequences {
+            None => format!("{}:{line}", self.path.display()),
+            Some(s) => format!(
+                "{}, sequence {}",
+                self.path.display(),
+                Self::sequence(s, line)
+            ),
+        }
+    }
+
+    fn sequence(sequences: &[u64], line: u64) -> u64 {
+        let at = usize::try_from(line)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(1);
+        sequences.get(at).copied().unwrap_or(0)
     }
 }
 

@@ -29,6 +29,7 @@ mod config;
 mod csv;
 mod decode;
 mod json;
+mod nats;
 mod pool;
 mod seen;
 mod split;
@@ -41,3 +42,7 @@ pub use crate::config::{
 };
 pub use crate::csv::CsvSource;
 pub use crate::decode::BadRecord;
+pub use crate::nats::{
+    connect as nats_connect, NatsRuntime, NatsSource, NatsSourceConfig, NatsSourceSettings,
+    StartingSequence,
+};
