@@ -44,7 +44,11 @@ impl JsonColumns {
     /// writers mostly put keys in one order.
     fn find(&self, key: &[u8], guess: usize) -> Option<usize> {
         match self.names.get(guess) {
-            Some(name) if **name == *key => Some(guess),
+            // Keys are short: compared byte by byte here, where a call to memcmp costs
+            // more than the comparison.
+            Some(name) if name.len() == key.len() && name.iter().zip(key).all(|(a, b)| a == b) => {
+                Some(guess)
+            }
             _ => self.index.get(key).copied(),
         }
     }
@@ -69,14 +73,17 @@ pub(crate) fn split_json(
     let mut at = from;
     let mut taken = 0;
     while at < input.len() {
-        let (end, next) = match input[at..].iter().position(|&b| b == b'\n') {
+        // One pass to find the line's end (vectorised), then the parser's pass over it.
+        let (end, next) = match memchr::memchr(b'\n', &input[at..]) {
             Some(n) => (at + n, at + n + 1),
             None if eof => (input.len(), input.len()),
             None => break,
         };
         let text = &input[at..end];
         let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if !text.iter().all(u8::is_ascii_whitespace) {
+        // Blank unless something other than whitespace comes; a line of data says so at
+        // its first byte, so this is no second pass.
+        if text.iter().any(|b| !b.is_ascii_whitespace()) {
             if taken == max {
                 break;
             }
@@ -313,22 +320,27 @@ impl Parser<'_> {
     fn string(&mut self) -> Result<Text, String> {
         self.at += 1;
         let from = self.at;
-        while self.at < self.end {
-            match self.input[self.at] {
-                b'"' => {
-                    self.at += 1;
-                    return Ok(Text::Input(from, self.at - 1));
-                }
-                b'\\' => {
-                    self.scratch.clear();
-                    self.scratch.extend_from_slice(&self.input[from..self.at]);
-                    return self.escaped().map(|()| Text::Scratch);
-                }
-                b if b < 0x20 => return Err(self.control()),
-                _ => self.at += 1,
+        let rest = &self.input[from..self.end];
+        let Some(n) = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        else {
+            self.at = self.end;
+            return Err(self.unterminated(from));
+        };
+        self.at = from + n;
+        match rest[n] {
+            b'"' => {
+                self.at += 1;
+                Ok(Text::Input(from, from + n))
             }
+            b'\\' => {
+                self.scratch.clear();
+                self.scratch.extend_from_slice(&self.input[from..self.at]);
+                self.escaped().map(|()| Text::Scratch)
+            }
+            _ => Err(self.control()),
         }
-        Err(self.unterminated(from))
     }
 
     /// The rest of a string from its first escape, into `scratch`.

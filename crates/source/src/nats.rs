@@ -963,7 +963,14 @@ mod tests {
         let keys: Vec<&str> = found.iter().map(|e| e.split(':').next().unwrap()).collect();
         assert_eq!(
             keys,
-            ["stream", "format", "max_messages_per_trigger", "read_timeout", "schema", "mode"],
+            [
+                "stream",
+                "format",
+                "max_messages_per_trigger",
+                "read_timeout",
+                "schema",
+                "mode"
+            ],
             "{found:?}"
         );
     }
