@@ -13,6 +13,8 @@ Workloads (bench/README.md says more):
       latency from a file's rename into the folder to its rows in committed output, and to
       its pickup (the source's debug line as it opens the file)
   W8  (files) W1 over the same rows written as JSON lines, against DuckDB's read_json
+  W8-nats  W1 over --w8-messages of those JSON lines as messages of a local JetStream stream
+      (nats-server -js, published by nats-py), read by the nats source
   W9  many small files (10 rows each, modified at 10,000 a day) to parquet, 10,000 to
       1,000,000: time per file, peak RSS and checkpoint size, beside DuckDB over the same
       glob and Spark's file source (if PySpark is installed); every engine starts from the
@@ -36,6 +38,7 @@ written to bench/results.md.
 import argparse
 import csv
 import glob
+import json
 import os
 import platform
 import re
@@ -273,6 +276,77 @@ def json_lines(data):
                 duckdb.sql(f"COPY (SELECT * FROM {source}) TO '{out}' (FORMAT json)")
         open(done, "w").close()
     return folder
+
+
+def w8_nats(weir, data, work, messages):
+    """W1 over `messages` JSON messages in a local JetStream stream (nats-server -js on a free
+    port, published by nats-py): Weir's nats source, timed as a whole process."""
+    import asyncio
+    import socket
+
+    import nats
+
+    folder = json_lines(data)
+    fresh(work)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", f"{work}/store"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"nats://127.0.0.1:{port}"
+    try:
+        sums = {"total": 0}
+
+        async def publish():
+            for _ in range(100):
+                try:
+                    nc = await nats.connect(url)
+                    break
+                except Exception:
+                    await asyncio.sleep(0.1)
+            js = nc.jetstream()
+            await js.add_stream(name="SALES", subjects=["sales.>"])
+            sent = 0
+            pending = []
+            for name in sorted(os.listdir(folder)):
+                with open(os.path.join(folder, name), "rb") as f:
+                    for line in f:
+                        if sent == messages:
+                            break
+                        pending.append(js.publish(f"sales.{sent % 4}", line.rstrip(b"\n")))
+                        sums["total"] += json.loads(line)["Sale_Count"]
+                        sent += 1
+                        if len(pending) == 2000:
+                            await asyncio.gather(*pending)
+                            pending = []
+            await asyncio.gather(*pending)
+            await nc.close()
+            return sent
+
+        started = time.monotonic()
+        sent = asyncio.run(publish())
+        print(f"W8 nats: published {sent:,} messages in {time.monotonic() - started:.1f} s (nats-py)")
+        body = AGGREGATE.format(work=work)
+        toml = os.path.join(work, "pipeline.toml")
+        with open(toml, "w") as f:
+            f.write(f"""[checkpoint]
+path = "{work}/state"
+[trigger]
+available_now = true
+[sources.sales]
+type = "nats"
+servers = "{url}"
+stream = "SALES"
+schema = "{SCHEMA}"
+max_messages_per_trigger = 1000000
+{body}""")
+        seconds, rss, _, _ = timed([weir, "run", toml, "--quiet"])
+        got = sum(read_sums(f"{work}/sums/result.csv").values())
+        assert got == sums["total"], f"W8 nats: weir summed {got}, the messages hold {sums['total']}"
+        return {"seconds": seconds, "rss": rss, "messages": sent, "total": got}
+    finally:
+        server.kill()
+        server.wait()
 
 
 def w8_files(weir, data, work, threads):
@@ -730,6 +804,8 @@ def main():
     parser.add_argument("--spark-python", help="a Python with PySpark, for W9 (default ~/.cache/weir/spark-venv)")
     parser.add_argument("--w10-existing", type=int, default=100_000, help="files already in W10's folder")
     parser.add_argument("--only", default="W1,W1-http,W2,W3,W4,W5,W6,W7,W8")
+    parser.add_argument("--w8-messages", type=int, default=1_000_000,
+                        help="W8-nats: JSON messages published to the local stream")
     parser.add_argument("--results", default=os.path.join(HERE, "results.md"))
     args = parser.parse_args()
     weir = os.path.abspath(args.weir)
@@ -776,6 +852,11 @@ def main():
     if "W8" in only:
         r = w8_files(weir, data("zipf"), f"{args.work}/w8", threads)
         say(versus_row("W8 files: W1 over the same rows as JSON lines (DuckDB's read_json)", r, rows))
+    if "W8-nats" in only:
+        r = w8_nats(weir, data("zipf"), f"{args.work}/w8-nats", args.w8_messages)
+        say(f"W8 nats: W1 over {r['messages']:,} JSON messages from a local JetStream stream: "
+            f"{r['seconds']:.2f} s ({r['messages'] / r['seconds'] / 1e6:.2f} M rows/s, whole process), "
+            f"peak RSS {r['rss']:.0f} MB; sum of Sale_Count {r['total']:,}")
     if "W6" in only:
         r = w6(weir, data("zipf"), f"{args.work}/w6", threads)
         say(versus_row("W6 filter, derived column, group by lower(Shop), sum of an expression", r, rows))
