@@ -527,7 +527,7 @@ interval = "50ms"
 
 /// The notebook's two queries: per-shop sums to `sums/` (CSV, complete mode) and the raw
 /// rows to `out/` (parquet, append).
-const SUMS_AND_ARCHIVE: &str = r#"
+pub(crate) const SUMS_AND_ARCHIVE: &str = r#"
 [operators.by_shop]
 type = "aggregate"
 input = "sales"

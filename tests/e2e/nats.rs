@@ -175,25 +175,7 @@ type = "nats"
 servers = "{url}"
 stream = "SALES"
 schema = "File STRING, Shop STRING, Sale_Count INT"
-{source_extra}
-[operators.by_shop]
-type = "aggregate"
-input = "sales"
-group_by = ["Shop"]
-aggregates = ["sum(Sale_Count)"]
-
-[sinks.sums]
-type = "csv"
-input = "by_shop"
-path = "sums"
-output_mode = "complete"
-
-[sinks.archive]
-type = "parquet"
-input = "sales"
-path = "out"
-output_mode = "append"
-
+{source_extra}{SUMS_AND_ARCHIVE}
 [sinks.rows]
 type = "nats"
 input = "sales"

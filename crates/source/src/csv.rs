@@ -11,16 +11,13 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use weir_core::{
-    bad_records_schema, Epoch, Error, InputCleaner, Quota, Result, Source, StageSnapshot,
-    StateEntries,
-};
+use weir_core::{Epoch, Error, InputCleaner, Quota, Result, Source, StageSnapshot, StateEntries};
 
 use crate::clean::{finished_at, Cleaner, Cleanup};
 use crate::config::*;
-use crate::decode::{BadRecord, Decoded, FileDecoder};
+use crate::decode::{bad_records_batch, BadRecord, Decoded, FileDecoder};
 use crate::pool::DecoderPool;
 use crate::seen::{modified, Modified, Names, SeenFiles, AGELESS};
 use crate::watch::{Changes, Discovery};
@@ -702,22 +699,7 @@ impl Source for CsvSource {
             return Ok(None);
         }
         let bad = std::mem::take(&mut self.bad);
-        let paths: StringArray = bad.iter().map(|(p, _)| Some(&**p)).collect();
-        let lines: UInt64Array = bad.iter().map(|(_, b)| Some(b.line)).collect();
-        let reasons: StringArray = bad.iter().map(|(_, b)| Some(b.reason.as_str())).collect();
-        let raws: StringArray = bad
-            .iter()
-            .map(|(_, b)| Some(String::from_utf8_lossy(&b.raw)))
-            .collect();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(paths),
-            Arc::new(lines),
-            Arc::new(reasons),
-            Arc::new(raws),
-        ];
-        RecordBatch::try_new(bad_records_schema(), columns)
-            .map(Some)
-            .map_err(|e| Error::arrow("bad records", e))
+        bad_records_batch(bad.iter().map(|(p, b)| (&**p, b))).map(Some)
     }
 }
 

@@ -21,6 +21,7 @@ use arrow_array::types::{
 };
 use arrow_array::{
     new_null_array, ArrayRef, ArrowPrimitiveType, BooleanArray, RecordBatch, StringArray,
+    UInt64Array,
 };
 use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field};
@@ -41,6 +42,27 @@ pub struct BadRecord {
     pub reason: String,
     /// The row as it is in the file, without its line ending.
     pub raw: Vec<u8>,
+}
+
+/// `bad` as a batch of [`weir_core::bad_records_schema`], each with the file (or stream) it
+/// came from, for the source's bad-records sink.
+pub(crate) fn bad_records_batch<'a>(
+    bad: impl Iterator<Item = (&'a str, &'a BadRecord)> + Clone,
+) -> Result<RecordBatch> {
+    let paths: StringArray = bad.clone().map(|(p, _)| Some(p)).collect();
+    let lines: UInt64Array = bad.clone().map(|(_, b)| Some(b.line)).collect();
+    let reasons: StringArray = bad.clone().map(|(_, b)| Some(b.reason.as_str())).collect();
+    let raws: StringArray = bad
+        .map(|(_, b)| Some(String::from_utf8_lossy(&b.raw)))
+        .collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(paths),
+        Arc::new(lines),
+        Arc::new(reasons),
+        Arc::new(raws),
+    ];
+    RecordBatch::try_new(weir_core::bad_records_schema(), columns)
+        .map_err(|e| Error::arrow("bad records", e))
 }
 
 /// What one step of decoding produced.

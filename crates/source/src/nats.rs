@@ -20,7 +20,7 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender}
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::{self, stream};
@@ -28,12 +28,11 @@ use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use weir_core::{
-    bad_records_schema, parse_duration, ConfigError, Error, Quota, Result, Source, StageSnapshot,
-    StateEntries,
+    parse_duration, ConfigError, Error, Quota, Result, Source, StageSnapshot, StateEntries,
 };
 
 use crate::config::{CsvSourceConfig, CsvSourceSettings, Format};
-use crate::decode::{BadRecord, FileDecoder};
+use crate::decode::{bad_records_batch, BadRecord, FileDecoder};
 
 /// The `type = "nats"` source as written in the pipeline file.
 #[derive(Debug, Clone, Deserialize)]
@@ -870,22 +869,8 @@ impl Source for NatsSource {
             return Ok(None);
         }
         let bad = std::mem::take(&mut self.bad);
-        let paths: StringArray = bad.iter().map(|_| Some(self.origin.as_str())).collect();
-        let lines: UInt64Array = bad.iter().map(|b| Some(b.line)).collect();
-        let reasons: StringArray = bad.iter().map(|b| Some(b.reason.as_str())).collect();
-        let raws: StringArray = bad
-            .iter()
-            .map(|b| Some(String::from_utf8_lossy(&b.raw)))
-            .collect();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(paths),
-            Arc::new(lines),
-            Arc::new(reasons),
-            Arc::new(raws),
-        ];
-        RecordBatch::try_new(bad_records_schema(), columns)
-            .map(Some)
-            .map_err(|e| Error::arrow("bad records", e))
+        let origin = self.origin.as_str();
+        bad_records_batch(bad.iter().map(|b| (origin, b))).map(Some)
     }
 }
 
