@@ -1,24 +1,34 @@
 //! Reads every CSV file of a folder with the CSV source and prints rows per second: the
-//! decoder alone, for profiling (`perf record`) without the rest of the pipeline.
+//! decoder alone, for profiling (`perf record`) without the rest of the pipeline. `json`
+//! in place of the separator reads JSON lines instead.
 //!
-//! cargo run --release -p weir-source --example decode_speed -- FOLDER "SCHEMA" [SEP]
+//! cargo run --release -p weir-source --example decode_speed -- FOLDER "SCHEMA" [SEP|json]
 
 use std::time::Instant;
 
 use weir_core::{Quota, Source};
-use weir_source::CsvSourceConfig;
+use weir_source::{CsvSourceConfig, Format};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (Some(path), Some(schema)) = (args.next(), args.next()) else {
         return Err("usage: decode_speed FOLDER SCHEMA [SEP]".into());
     };
-    let config = CsvSourceConfig {
-        path,
-        schema,
-        header: Some(true),
-        sep: Some(args.next().unwrap_or_else(|| ",".into())),
-        ..CsvSourceConfig::default()
+    let sep = args.next().unwrap_or_else(|| ",".into());
+    let config = match sep.as_str() {
+        "json" => CsvSourceConfig {
+            format: Format::Json,
+            path,
+            schema,
+            ..CsvSourceConfig::default()
+        },
+        _ => CsvSourceConfig {
+            path,
+            schema,
+            header: Some(true),
+            sep: Some(sep),
+            ..CsvSourceConfig::default()
+        },
     };
     let settings = config.validate().map_err(|errors| format!("{errors:?}"))?;
     let mut source = settings.build();

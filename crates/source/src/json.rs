@@ -42,6 +42,7 @@ impl JsonColumns {
 
     /// The column named `key`; `guess`, the one after the key before, is tried first, since
     /// writers mostly put keys in one order.
+    #[inline]
     fn find(&self, key: &[u8], guess: usize) -> Option<usize> {
         match self.names.get(guess) {
             // Keys are short: compared byte by byte here, where a call to memcmp costs
@@ -321,10 +322,7 @@ impl Parser<'_> {
         self.at += 1;
         let from = self.at;
         let rest = &self.input[from..self.end];
-        let Some(n) = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-        else {
+        let Some(n) = string_end(rest) else {
             self.at = self.end;
             return Err(self.unterminated(from));
         };
@@ -488,6 +486,38 @@ impl Parser<'_> {
     }
 }
 
+/// The first byte of `bytes` that ends a string's plain text: a quote, a backslash or a
+/// control character. Eight bytes are looked at at once (the "has a zero byte" word trick,
+/// for each of the three), which is most of a short value or key.
+fn string_end(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut at = 0;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let Ok(word) = <[u8; 8]>::try_from(word) else {
+            break;
+        };
+        let x = u64::from_le_bytes(word);
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        // A byte's high bit in each term is set where it is zero (or, for the control test,
+        // below 0x20); only the lowest such byte is exact, and it is the one wanted.
+        let found = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (x.wrapping_sub(ONES * 0x20) & !x);
+        let found = found & HIGH;
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = &bytes[at..];
+    let n = tail
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    Some(at + n)
+}
+
 /// Where a string's text is.
 enum Text {
     /// In the input, between these offsets: it had no escapes.
@@ -499,6 +529,20 @@ enum Text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_string_ends_at_its_first_quote_backslash_or_control_byte_wherever_it_falls() {
+        let plain = "ab\u{e9} ~!#zZ09\u{7f}".as_bytes();
+        for len in 0..20 {
+            for stop in [b'"', b'\\', 0x1f, b'\n', 0] {
+                let mut text: Vec<u8> = (0..len).map(|i| plain[i % plain.len()]).collect();
+                assert_eq!(string_end(&text), None, "{text:?}");
+                text.push(stop);
+                text.extend_from_slice(b"\"x\\");
+                assert_eq!(string_end(&text), Some(len), "{text:?}");
+            }
+        }
+    }
     use weir_core::parse_ddl;
 
     /// One record's values (`None` for null), or its problem.

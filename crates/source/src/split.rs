@@ -140,6 +140,7 @@ impl Records {
     }
 
     /// Field `c` of the record begun last is `input[start..end]`, written as `kind`.
+    #[inline]
     pub(crate) fn set(&mut self, c: usize, start: usize, end: usize, kind: Kind) {
         let at = self.last_first() + c;
         self.spans[at] = (start, end);
@@ -178,6 +179,7 @@ impl Records {
     }
 
     /// Field `c` of `record`, split from `input`, or `None` if the record has fewer fields.
+    #[inline]
     pub(crate) fn field<'a>(
         &'a self,
         input: &'a [u8],
