@@ -13,6 +13,7 @@
 //! source reads from. The queue's credits hold the task back when the pipeline is slower
 //! than the stream.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::{self, stream};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use weir_core::{
@@ -357,7 +358,9 @@ struct Message {
 
 /// The queue from the pulling task, and the credits that bound it.
 struct Queue {
-    messages: Receiver<Message>,
+    messages: Receiver<Vec<Message>>,
+    /// The rest of the last chunk received.
+    inbox: VecDeque<Message>,
     credits: Arc<Semaphore>,
     /// The current consumer's name, to ask the server about it.
     consumer: Arc<Mutex<String>>,
@@ -369,6 +372,9 @@ struct Queue {
 /// fill a batch while the next is on its way, bounded so that memory does not follow the
 /// stream's size.
 const QUEUED: usize = 64 * 1024;
+
+/// At most this many messages go over to the source at once.
+const CHUNK: usize = 1024;
 
 /// Reads one JetStream stream in order; see the module's documentation.
 pub struct NatsSource {
@@ -462,6 +468,7 @@ impl NatsSource {
         ));
         self.queue = Some(Queue {
             messages: rx,
+            inbox: VecDeque::new(),
             credits,
             consumer: opener.name,
             delivered,
@@ -471,13 +478,16 @@ impl NatsSource {
 
     /// The next message from the queue, waiting up to `wait`.
     fn receive(&mut self, wait: Duration) -> Result<Option<Message>> {
-        let Some(queue) = &self.queue else {
+        let Some(queue) = &mut self.queue else {
             return Ok(None);
         };
-        let message = match wait.is_zero() {
+        if let Some(message) = queue.inbox.pop_front() {
+            return Ok(Some(message));
+        }
+        let chunk = match wait.is_zero() {
             true => queue.messages.try_recv().ok(),
             false => match queue.messages.recv_timeout(wait) {
-                Ok(message) => Some(message),
+                Ok(chunk) => Some(chunk),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(Error::Stopped(format!(
@@ -487,10 +497,12 @@ impl NatsSource {
                 }
             },
         };
-        if message.is_some() {
-            queue.credits.add_permits(1);
-        }
-        Ok(message)
+        let Some(chunk) = chunk else {
+            return Ok(None);
+        };
+        queue.credits.add_permits(chunk.len());
+        queue.inbox.extend(chunk);
+        Ok(queue.inbox.pop_front())
     }
 
     /// Whether the server has nothing more for the consumer (no message matching its subject
@@ -652,7 +664,7 @@ impl NatsSource {
 
 /// The pulling task's end of the queue.
 struct Pulled {
-    queue: Sender<Message>,
+    queue: Sender<Vec<Message>>,
     credits: Arc<Semaphore>,
     /// The consumer sequence of the last message handed over (or passed over).
     delivered: Arc<AtomicU64>,
@@ -707,34 +719,56 @@ async fn pull_messages(mut messages: pull::Ordered, opener: Opener, to: Pulled, 
     let mut last = to.read_through;
     loop {
         let why = loop {
-            let message = match messages.next().await {
-                Some(Ok(message)) => message,
-                Some(Err(e)) => break e.to_string(),
-                None => break "the consumer's messages ended".to_string(),
+            // The messages already here go over in one chunk: one send and one wake-up of
+            // the source for many messages, rather than one for each.
+            let mut chunk = Vec::new();
+            let mut delivered = None;
+            let mut first = true;
+            let broken = loop {
+                let next = match std::mem::take(&mut first) {
+                    true => Some(messages.next().await),
+                    false => messages.next().now_or_never(),
+                };
+                let message = match next {
+                    None => break None,
+                    Some(Some(Ok(message))) => message,
+                    Some(Some(Err(e))) => break Some(e.to_string()),
+                    Some(None) => break Some("the consumer's messages ended".to_string()),
+                };
+                let (sequence, consumer_sequence) = match message.info() {
+                    Ok(info) => (info.stream_sequence, info.consumer_sequence),
+                    Err(e) => break Some(format!("a message without its sequence: {e}")),
+                };
+                delivered = Some(consumer_sequence);
+                if sequence <= last {
+                    continue;
+                }
+                last = sequence;
+                chunk.push(Message {
+                    sequence,
+                    payload: message.message.payload,
+                });
+                if chunk.len() == CHUNK {
+                    break None;
+                }
             };
-            let (sequence, delivered) = match message.info() {
-                Ok(info) => (info.stream_sequence, info.consumer_sequence),
-                Err(e) => break format!("a message without its sequence: {e}"),
-            };
-            if sequence <= last {
-                to.delivered.store(delivered, Ordering::Release);
-                continue;
-            }
-            last = sequence;
-            let Ok(credit) = to.credits.acquire().await else {
-                return;
-            };
-            credit.forget();
-            let message = Message {
-                sequence,
-                payload: message.message.payload,
-            };
-            if to.queue.send(message).is_err() {
-                return;
+            if !chunk.is_empty() {
+                let Ok(credits) = to.credits.acquire_many(chunk.len() as u32).await else {
+                    return;
+                };
+                credits.forget();
+                if to.queue.send(chunk).is_err() {
+                    return;
+                }
             }
             // After the send: a source that reads `delivered` finds every message up to it
             // queued.
-            to.delivered.store(delivered, Ordering::Release);
+            if let Some(delivered) = delivered {
+                to.delivered.store(delivered, Ordering::Release);
+            }
+            if let Some(why) = broken {
+                break why;
+            }
         };
         tracing::warn!("{origin}: {why}; reading again from sequence {}", last + 1);
         let mut attempt = 0u64;
