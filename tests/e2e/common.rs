@@ -342,6 +342,16 @@ fn python(script: &str, dir: &Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs `query` in DuckDB with `dir` as `$dir` (text substituted); one line per row, the
+/// values joined by `;`.
+pub(crate) fn duckdb_lines(query: &str, dir: &Path) -> Vec<String> {
+    // Rust's quoting of the query is also a Python string literal.
+    let script = format!(
+        "import sys, duckdb\nfor row in duckdb.sql({query:?}.replace('$dir', sys.argv[1])).fetchall():\n    print(';'.join(str(v) for v in row))\n"
+    );
+    python(&script, dir).lines().map(String::from).collect()
+}
+
 /// Per-shop sums of the parquet folder `dir` as DuckDB computes them from a glob: a second
 /// independent reader, installed by `make setup`.
 pub(crate) fn duckdb_sums(dir: &Path) -> BTreeMap<String, i64> {

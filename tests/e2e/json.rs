@@ -2,7 +2,6 @@
 //! back by DuckDB as an independent reader.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use crate::common::*;
 
@@ -46,31 +45,6 @@ output_mode = "append"
     )
 }
 
-/// Runs `query` in DuckDB with `dir` as `$dir` (text substituted); one line per row, the
-/// values joined by `;`.
-fn duckdb(query: &str, dir: &std::path::Path) -> Vec<String> {
-    let script = r#"
-import sys, duckdb
-for row in duckdb.sql(sys.argv[1].replace("$dir", sys.argv[2])).fetchall():
-    print(";".join(str(v) for v in row))
-"#;
-    let out = Command::new("python3")
-        .args(["-c", script, query])
-        .arg(dir)
-        .output()
-        .expect("python3 with duckdb is installed by the set-up step");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect()
-}
-
 fn as_sums(lines: Vec<String>) -> BTreeMap<String, i64> {
     (lines.iter())
         .map(|l| {
@@ -88,7 +62,7 @@ fn json_lines_in_and_out_hold_every_row_once_as_duckdb_reads_them() {
     ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
 
     assert_eq!(parquet_rows(&ws.path("out")), sorted(input.clone()));
-    let rows = duckdb(
+    let rows = duckdb_lines(
         "SELECT File, Shop, Sale_Count FROM read_json('$dir/rows/*.json', format = 'newline_delimited')",
         &ws.path("."),
     );
@@ -100,7 +74,7 @@ fn json_lines_in_and_out_hold_every_row_once_as_duckdb_reads_them() {
         })
         .collect();
     assert_eq!(sorted(rows), sorted(input.clone()), "the json sink's rows");
-    let sums_read = duckdb(
+    let sums_read = duckdb_lines(
         "SELECT Shop, \"sum(Sale_Count)\" FROM read_json('$dir/sums/result.json', format = 'newline_delimited')",
         &ws.path("."),
     );
@@ -111,7 +85,7 @@ fn json_lines_in_and_out_hold_every_row_once_as_duckdb_reads_them() {
     ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
     let all: Vec<Row> = input.into_iter().chain(more).collect();
     assert_eq!(parquet_rows(&ws.path("out")), sorted(all.clone()));
-    let sums_read = duckdb(
+    let sums_read = duckdb_lines(
         "SELECT Shop, \"sum(Sale_Count)\" FROM read_json('$dir/sums/result.json', format = 'newline_delimited')",
         &ws.path("."),
     );
@@ -163,7 +137,7 @@ fn permissive_keeps_good_values_and_the_line_and_bad_records_are_committed() {
         &pipeline("corrupt_record_column = \"_corrupt_record\"\nbad_records_path = \"bad\"\n"),
     );
     ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
-    let rows = duckdb(
+    let rows = duckdb_lines(
         "SELECT File, Shop, Sale_Count, _corrupt_record FROM read_json('$dir/rows/*.json', format = 'newline_delimited', columns = {File: 'VARCHAR', Shop: 'VARCHAR', Sale_Count: 'INTEGER', _corrupt_record: 'VARCHAR'}) ORDER BY ALL NULLS LAST",
         &ws.path("."),
     );
@@ -179,7 +153,7 @@ fn permissive_keeps_good_values_and_the_line_and_bad_records_are_committed() {
             "None;None;None;{\"File\":\"b\",\"Shop\":\"s3\",\"Sale_Count\":3",
         ]
     );
-    let bad = duckdb(
+    let bad = duckdb_lines(
         "SELECT path, line, reason FROM read_csv('$dir/bad/*.csv', header = true) ORDER BY line",
         &ws.path("."),
     );
@@ -199,7 +173,7 @@ fn dropmalformed_drops_the_lines_that_do_not_read() {
     write_malformed(&ws);
     ws.write("pipeline.toml", &pipeline("mode = \"dropmalformed\"\n"));
     ws.run_ok(&["run", "pipeline.toml", "--quiet"]);
-    let sums_read = duckdb(
+    let sums_read = duckdb_lines(
         "SELECT Shop, \"sum(Sale_Count)\" FROM read_json('$dir/sums/result.json', format = 'newline_delimited')",
         &ws.path("."),
     );

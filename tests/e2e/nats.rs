@@ -312,7 +312,10 @@ fn permissive_keeps_the_good_values_and_writes_each_bad_message_with_its_sequenc
     let mut sums: Vec<&str> = sums.lines().skip(1).collect();
     sums.sort();
     assert_eq!(sums, [",", "s1,11", "s2,2"], "{sums:?}");
-    let bad = bad_records(&ws);
+    let bad = duckdb_lines(
+        "SELECT path, line, reason FROM read_csv('$dir/bad/*.csv', header = true) ORDER BY line",
+        &ws.path("."),
+    );
     assert_eq!(
         bad,
         [
@@ -321,31 +324,6 @@ fn permissive_keeps_the_good_values_and_writes_each_bad_message_with_its_sequenc
         ],
         "{bad:?}"
     );
-}
-
-/// The bad-records files' path, line and reason, by line.
-fn bad_records(ws: &Workspace) -> Vec<String> {
-    let script = r#"
-import sys, duckdb
-rows = duckdb.sql(f"SELECT path, line, reason FROM read_csv('{sys.argv[1]}/bad/*.csv', header = true) ORDER BY line").fetchall()
-for row in rows:
-    print(";".join(str(v) for v in row))
-"#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(ws.path("."))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect()
 }
 
 #[test]

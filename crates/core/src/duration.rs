@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use crate::ConfigError;
+
 /// Parses a duration such as `"500ms"`, `"10s"`, `"2m"`, `"1h"`, `"1m30s"` or `"1h 30min"`
 /// (humantime's syntax: an integer and a unit, repeated).
 ///
@@ -14,6 +16,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(format!("\"{text}\" is zero ({EXPECTED})"));
     }
     Ok(total)
+}
+
+/// The duration a config key holds, or `default` when it is not set; a value that is not a
+/// duration is reported under `key` in `errors` (and `default` stands in, so that
+/// validation goes on to find every other problem).
+pub fn duration_key(
+    key: &str,
+    value: Option<&str>,
+    default: Duration,
+    errors: &mut Vec<ConfigError>,
+) -> Duration {
+    match value.map(parse_duration) {
+        None => default,
+        Some(Ok(duration)) => duration,
+        Some(Err(e)) => {
+            errors.push(ConfigError::new(key, e));
+            default
+        }
+    }
 }
 
 /// Microseconds in one of Spark's interval units, by every spelling Spark accepts.

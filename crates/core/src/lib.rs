@@ -25,7 +25,7 @@ mod state;
 mod time_format;
 
 pub use component::{InputCleaner, Operator, Quota, Sink, Source};
-pub use duration::{parse_duration, parse_interval};
+pub use duration::{duration_key, parse_duration, parse_interval};
 pub use error::{CheckpointFailure, ConfigError, Error, Result};
 pub use event_time::{
     event_times, is_event_time_type, time_range, EventTimeColumn, EVENT_TIME_KEY,

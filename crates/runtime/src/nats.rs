@@ -15,7 +15,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use async_nats::jetstream::{self, message::PublishMessage};
 use serde::Deserialize;
-use weir_core::{parse_duration, ConfigError, Error, OutputMode, Result, Sink};
+use weir_core::{duration_key, ConfigError, Error, OutputMode, Result, Sink};
 use weir_source::{nats_connect, NatsRuntime};
 
 use crate::channel::{Delivery, EpochPart, SpilledSink};
@@ -86,15 +86,18 @@ impl NatsSinkConfig {
                 format!("\"{other}\" is not a format this sink writes (expected \"json\")"),
             ));
         }
-        let mut duration = |key: &str, value: &Option<String>, default: u64| match value {
-            None => Duration::from_secs(default),
-            Some(text) => parse_duration(text).unwrap_or_else(|e| {
-                errors.push(ConfigError::new(key, e));
-                Duration::from_secs(default)
-            }),
-        };
-        let connect_timeout = duration("connect_timeout", &self.connect_timeout, 5);
-        let publish_timeout = duration("publish_timeout", &self.publish_timeout, 60);
+        let connect_timeout = duration_key(
+            "connect_timeout",
+            self.connect_timeout.as_deref(),
+            Duration::from_secs(5),
+            &mut errors,
+        );
+        let publish_timeout = duration_key(
+            "publish_timeout",
+            self.publish_timeout.as_deref(),
+            Duration::from_secs(60),
+            &mut errors,
+        );
         if !errors.is_empty() {
             return Err(errors);
         }

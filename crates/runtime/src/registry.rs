@@ -449,10 +449,10 @@ impl SourceSpec for CsvSourceSettings {
 
 impl SourceSpec for NatsSourceSettings {
     fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        NatsSourceSettings::schema(self)
     }
     fn bad_records_path(&self) -> Option<PathBuf> {
-        self.bad_records_path.clone()
+        NatsSourceSettings::bad_records_path(self)
     }
     fn describe(&self) -> String {
         // The stream and the filter decide what the position means; the servers do not.

@@ -16,7 +16,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::Deserialize;
 use weir_core::{
-    parse_duration, CheckpointFailure, ConfigError, Epoch, Error, OutputMode, Result, Sink,
+    duration_key, CheckpointFailure, ConfigError, Epoch, Error, OutputMode, Result, Sink,
     StageSnapshot, StateEntries,
 };
 
@@ -211,10 +211,12 @@ impl FileSinkConfig {
                 ));
                 DEFAULT_ROLLOVER_INTERVAL
             }
-            Some(text) => parse_duration(text).unwrap_or_else(|e| {
-                errors.push(ConfigError::new("rollover_interval", e));
-                DEFAULT_ROLLOVER_INTERVAL
-            }),
+            text => duration_key(
+                "rollover_interval",
+                text,
+                DEFAULT_ROLLOVER_INTERVAL,
+                &mut errors,
+            ),
         };
         if !errors.is_empty() {
             return Err(errors);

@@ -29,7 +29,7 @@ use futures::{FutureExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use weir_core::{
-    parse_duration, ConfigError, Error, Quota, Result, Source, StageSnapshot, StateEntries,
+    duration_key, ConfigError, Error, Quota, Result, Source, StageSnapshot, StateEntries,
 };
 
 use crate::config::{CsvSourceConfig, CsvSourceSettings, Format};
@@ -134,10 +134,6 @@ pub struct NatsSourceSettings {
     pub stream: String,
     /// The subject filter, if any.
     pub subject: Option<String>,
-    /// The schema of the batches the source emits.
-    pub schema: SchemaRef,
-    /// Where malformed messages are written, if anywhere.
-    pub bad_records_path: Option<PathBuf>,
     starting: StartingSequence,
     max_per_trigger: Option<u64>,
     fail_on_data_loss: bool,
@@ -187,15 +183,18 @@ impl NatsSourceConfig {
                 "must be at least 1",
             ));
         }
-        let mut duration = |key: &str, value: &Option<String>, default: u64| match value {
-            None => Duration::from_secs(default),
-            Some(text) => parse_duration(text).unwrap_or_else(|e| {
-                errors.push(ConfigError::new(key, e));
-                Duration::from_secs(default)
-            }),
-        };
-        let connect_timeout = duration("connect_timeout", &self.connect_timeout, 5);
-        let read_timeout = duration("read_timeout", &self.read_timeout, 60);
+        let connect_timeout = duration_key(
+            "connect_timeout",
+            self.connect_timeout.as_deref(),
+            Duration::from_secs(5),
+            &mut errors,
+        );
+        let read_timeout = duration_key(
+            "read_timeout",
+            self.read_timeout.as_deref(),
+            Duration::from_secs(60),
+            &mut errors,
+        );
         let values = CsvSourceConfig {
             format: Format::Json,
             path: format!("nats:{}", self.stream),
@@ -215,8 +214,6 @@ impl NatsSourceConfig {
                 servers: self.servers.trim().to_string(),
                 stream: self.stream.trim().to_string(),
                 subject: self.subject.clone().filter(|s| !s.trim().is_empty()),
-                schema: decode.schema.clone(),
-                bad_records_path: decode.bad_records_path.clone(),
                 starting,
                 max_per_trigger: self.max_messages_per_trigger,
                 fail_on_data_loss: self.fail_on_data_loss,
@@ -326,6 +323,17 @@ pub fn connect(
 }
 
 impl NatsSourceSettings {
+    /// The schema of the batches the source emits: the value's columns, and the
+    /// corrupt-record column if there is one.
+    pub fn schema(&self) -> SchemaRef {
+        self.decode.schema.clone()
+    }
+
+    /// Where malformed messages are written, if anywhere.
+    pub fn bad_records_path(&self) -> Option<PathBuf> {
+        self.decode.bad_records_path.clone()
+    }
+
     /// The running source, connected, its stream found.
     pub fn build(&self) -> Result<NatsSource> {
         let runtime = NatsRuntime::new()?;
@@ -647,7 +655,7 @@ impl NatsSource {
         while let Some(decoded) = decoder.next()? {
             self.malformed += decoded.bad.len() as u64;
             self.malformed_total += decoded.bad.len() as u64;
-            if self.settings.bad_records_path.is_some() {
+            if self.settings.decode.bad_records_path.is_some() {
                 self.bad.extend(decoded.bad);
             }
             batches.extend(decoded.batch);
@@ -655,7 +663,7 @@ impl NatsSource {
         match batches.len() {
             0 => Ok(None),
             1 => Ok(batches.pop()),
-            _ => arrow_select::concat::concat_batches(&self.settings.schema, &batches)
+            _ => arrow_select::concat::concat_batches(&self.settings.decode.schema, &batches)
                 .map(Some)
                 .map_err(|e| Error::arrow(self.origin.clone(), e)),
         }
@@ -791,7 +799,7 @@ async fn pull_messages(mut messages: pull::Ordered, opener: Opener, to: Pulled, 
 
 impl Source for NatsSource {
     fn schema(&self) -> SchemaRef {
-        self.settings.schema.clone()
+        self.settings.schema()
     }
 
     fn discover(&mut self) -> Result<()> {
@@ -1003,10 +1011,11 @@ mod tests {
         }
         .validate()
         .unwrap();
-        let names: Vec<&str> = (settings.schema.fields().iter())
+        let schema = settings.schema();
+        let names: Vec<&str> = (schema.fields().iter())
             .map(|f| f.name().as_str())
             .collect();
         assert_eq!(names, ["Shop", "Sale_Count", "_corrupt"]);
-        assert_eq!(settings.bad_records_path, Some(PathBuf::from("bad")));
+        assert_eq!(settings.bad_records_path(), Some(PathBuf::from("bad")));
     }
 }
