@@ -37,6 +37,7 @@ written to bench/results.md.
 """
 import argparse
 import csv
+import datetime
 import glob
 import json
 import os
@@ -526,10 +527,13 @@ def w3(weir, data, work, files, existing=0, watch=True, small_drops=False):
     picked = {}
 
     def pickups():
+        # The line's own time (UTC, to the microsecond) is the pickup: the time this thread
+        # reads the line at adds the pipe's and Python's delays.
         for line in proc.stderr:
-            found = re.search(r"reading file=(\S+)", line)
+            found = re.search(r"^(\S+Z)\s.*reading file=(\S+)", line)
             if found:
-                picked.setdefault(os.path.basename(found.group(1)), time.monotonic())
+                at = datetime.datetime.fromisoformat(found.group(1).replace("Z", "+00:00")).timestamp()
+                picked.setdefault(os.path.basename(found.group(2)), at)
 
     reader = threading.Thread(target=pickups, daemon=True)
     reader.start()
@@ -543,7 +547,9 @@ def w3(weir, data, work, files, existing=0, watch=True, small_drops=False):
             with open(f"{work}/drops/{name}", "w") as f:
                 f.write("File;Shop;Sale_Count\n" + "".join(f"{name};Shop_{j:03};{j}\n" for j in range(10)))
             sources.append(f"{work}/drops/{name}")
-    dropped, seen = {}, {}
+    # Drops by the monotonic clock (for the output, seen by this process) and the wall
+    # clock (for pickup, stamped by weir's log).
+    dropped, dropped_at, seen = {}, {}, {}
     stop = threading.Event()
 
     def watch():
@@ -574,6 +580,7 @@ def w3(weir, data, work, files, existing=0, watch=True, small_drops=False):
         shutil.copy(source, f"{inbox}/.{name}")
         os.rename(f"{inbox}/.{name}", f"{inbox}/{name}")
         dropped[name] = time.monotonic()
+        dropped_at[name] = time.time()
         time.sleep(0.25)
     stopped_at[0] = time.monotonic()
     stop.set()
@@ -583,7 +590,7 @@ def w3(weir, data, work, files, existing=0, watch=True, small_drops=False):
         rss = int(f.read().strip().splitlines()[-1]) / 1024
     reader.join(timeout=10)
     in_order = [round((seen[n] - dropped[n]) * 1000) for n in sorted(dropped, key=dropped.get) if n in seen]
-    picked_up = [round((picked[n] - dropped[n]) * 1000) for n in sorted(dropped, key=dropped.get) if n in picked]
+    picked_up = [round((picked[n] - dropped_at[n]) * 1000) for n in sorted(dropped, key=dropped.get) if n in picked]
     if os.environ.get("W3_TRACE"):
         print("W3 latencies to committed output in drop order (ms):", in_order, file=sys.stderr)
         print("W3 latencies to pickup in drop order (ms):", picked_up, file=sys.stderr)
@@ -803,6 +810,8 @@ def main():
                         help="W9 reads every input file before each engine (warm) or drops the page cache (cold, root)")
     parser.add_argument("--spark-python", help="a Python with PySpark, for W9 (default ~/.cache/weir/spark-venv)")
     parser.add_argument("--w10-existing", type=int, default=100_000, help="files already in W10's folder")
+    parser.add_argument("--w10-watch", choices=["both", "on", "off"], default="both",
+                        help="W10 with notifications (on), polling only (off), or both")
     parser.add_argument("--only", default="W1,W1-http,W2,W3,W4,W5,W6,W7,W8")
     parser.add_argument("--w8-messages", type=int, default=1_000_000,
                         help="W8-nats: JSON messages published to the local stream")
@@ -895,6 +904,8 @@ def main():
         say()
     if "W10" in only:
         for watch, small in ((True, False), (False, False), (True, True), (False, True)):
+            if args.w10_watch != "both" and watch != (args.w10_watch == "on"):
+                continue
             r = w3(weir, data("zipf"), f"{args.work}/w10", args.w3_files, existing=args.w10_existing, watch=watch,
                    small_drops=small)
             how = "notifications (watch = true)" if watch else "listing at every poll (watch = false)"

@@ -35,6 +35,7 @@ impl CsvSourceSettings {
                 false => Discovery::Listing,
             },
             stamp: None,
+            being_written: Vec::new(),
             names: Names::new(&self.location),
             seen: SeenFiles::default(),
             backlog: VecDeque::new(),
@@ -58,6 +59,10 @@ pub struct CsvSource {
     settings: CsvSourceSettings,
     /// Under `watch = false`, the folder's modification time at the last listing.
     stamp: Option<FolderStamp>,
+    /// Under `watch = false`, the hidden names the last listing met and had not met before,
+    /// at most [`BEING_WRITTEN_MAX`]: files being written, which their writers will rename
+    /// into place (see [`CsvSource::renamed_into_place`]).
+    being_written: Vec<Arc<OsStr>>,
     /// Listing, or watching for new files.
     discovery: Discovery,
     /// How `seen` and `backlog` name files: without the folder in front.
@@ -130,6 +135,14 @@ struct FolderStamp {
     listed: Instant,
 }
 
+/// The hidden names a listing source keeps an eye on between listings. Each costs a look
+/// (`stat`) of its likely final names when the folder changes.
+const BEING_WRITTEN_MAX: usize = 64;
+
+/// Endings a writer gives a file while writing it, besides a leading `.` or `_`: `.a.csv.tmp`
+/// is taken to become `a.csv`.
+const WRITING_SUFFIXES: [&str; 4] = [".tmp", ".temp", ".part", ".inprogress"];
+
 /// More than the coarsest clock Linux file systems stamp changes with (a jiffy, 1 to 10 ms).
 const TIMESTAMP_GRANULARITY: Duration = Duration::from_millis(50);
 
@@ -187,6 +200,49 @@ impl CsvSource {
         !is_hidden(path) && !self.seen.contains(&self.names.name(path))
     }
 
+    /// The names in `dir` that are not hidden and not seen before: the folder's directory
+    /// entries read into one buffer, each name looked up where it lies. `read_dir` would
+    /// allocate a path per entry, which at 100,000 files was half the cost of a listing on
+    /// top of the kernel's (W10, where each file dropped costs one listing).
+    fn list_folder(&mut self, dir: &Path) -> Result<Vec<Arc<OsStr>>> {
+        use rustix::fs::{openat, Mode, OFlags, RawDir, CWD};
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let folder = match openat(CWD, dir, flags, Mode::empty()) {
+            Ok(folder) => folder,
+            // A folder that does not exist yet has no files yet; bounded runs were refused
+            // in check_bounded_input.
+            Err(rustix::io::Errno::NOENT) => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("cannot list", dir, e.into())),
+        };
+        // Room for a few hundred entries a system call; any one name (at most 255 bytes)
+        // fits, so the buffer never has to grow.
+        let mut buffer = Vec::with_capacity(64 << 10);
+        let mut entries = RawDir::new(&folder, buffer.spare_capacity_mut());
+        let mut files = Vec::new();
+        let listing = matches!(self.discovery, Discovery::Listing);
+        let mut being_written = Vec::new();
+        while let Some(entry) = entries.next() {
+            let entry = entry.map_err(|e| Error::io("cannot list", dir, e.into()))?;
+            // A folder's paths are `dir.join(name)` and Names takes the folder off again:
+            // the name the seen set keeps is the entry's own.
+            let name = OsStr::from_bytes(entry.file_name().to_bytes());
+            if !is_hidden_name(name) {
+                if !self.seen.contains(name) {
+                    files.push(Arc::from(name));
+                }
+            } else if listing
+                && being_written.len() < BEING_WRITTEN_MAX
+                && matches!(name.as_bytes(), [b'.' | b'_', _, ..])
+            {
+                // Kept whether new or not: a file whose writer renames it between this
+                // listing and the next is found by name, without waiting for the next.
+                being_written.push(Arc::from(name));
+            }
+        }
+        self.being_written = being_written;
+        Ok(files)
+    }
+
     /// Under `watch = false`, whether the folder is as it was when last listed, so that this
     /// look need not list it: its modification time is the same, that time was settled
     /// when read, and the last listing is younger than `full_listing_interval`. Otherwise
@@ -223,26 +279,13 @@ impl CsvSource {
     /// seen before. Each becomes the one shared allocation the backlog and the seen set keep
     /// as soon as it is listed: at a million files, holding the listing's own paths until
     /// the end would be some 80 MB more. A name seen before costs a lookup, nothing kept.
-    fn list(&self) -> Result<Vec<Arc<OsStr>>> {
+    fn list(&mut self) -> Result<Vec<Arc<OsStr>>> {
         let new = |path: &Path| self.unseen(path);
         let name = |path: &Path| Arc::from(&*self.names.name(path));
         match &self.settings.location {
             Location::Folder(dir) => {
-                let entries = match fs::read_dir(dir) {
-                    Ok(entries) => entries,
-                    // A folder that does not exist yet has no files yet; bounded runs were
-                    // refused in check_bounded_input.
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                    Err(e) => return Err(Error::io("cannot list", dir, e)),
-                };
-                let mut files = Vec::new();
-                for entry in entries {
-                    let path = entry.map_err(|e| Error::io("cannot list", dir, e))?.path();
-                    if new(&path) {
-                        files.push(name(&path));
-                    }
-                }
-                Ok(files)
+                let dir = dir.clone();
+                self.list_folder(&dir)
             }
             Location::Glob(pattern) => {
                 let paths = glob::glob(pattern)
@@ -251,6 +294,49 @@ impl CsvSource {
                 Ok(paths.map(|p| name(&p)).collect())
             }
         }
+    }
+
+    /// Under `watch = false`, when the folder changed: the files that hidden names of the last
+    /// listing have become, found by name (`.a.csv` or `_a.csv`, with or without an ending
+    /// of [`WRITING_SUFFIXES`], becomes `a.csv`), so that a file renamed into place is
+    /// picked up without waiting for a listing of the whole folder. `None` when none is
+    /// found; then the folder is listed. When some are, the next look lists it anyway: the
+    /// change may have brought other files too.
+    ///
+    /// At 100,000 files a listing takes 60 to 70 ms here. A poll that lands while a writer
+    /// is writing its hidden file lists the folder without the file; without this, the
+    /// rename would wait for a second listing.
+    fn renamed_into_place(&mut self) -> Option<Vec<Arc<OsStr>>> {
+        let (Discovery::Listing, Location::Folder(dir)) =
+            (&self.discovery, &self.settings.location)
+        else {
+            return None;
+        };
+        let mut found: Vec<Arc<OsStr>> = Vec::new();
+        self.being_written.retain(|hidden| {
+            let hidden = hidden.as_bytes();
+            let bare = &hidden[1..];
+            let stems = WRITING_SUFFIXES
+                .iter()
+                .filter_map(|s| bare.strip_suffix(s.as_bytes()));
+            let renamed = std::iter::once(bare).chain(stems).find(|name| {
+                let name = OsStr::from_bytes(name);
+                !name.is_empty()
+                    && !is_hidden_name(name)
+                    && !self.seen.contains(name)
+                    && !found.iter().any(|f| **f == *name)
+                    && fs::metadata(dir.join(name)).is_ok_and(|m| m.is_file())
+            });
+            if let Some(name) = renamed {
+                found.push(Arc::from(OsStr::from_bytes(name)));
+            }
+            renamed.is_none()
+        });
+        if found.is_empty() {
+            return None;
+        }
+        self.stamp = None;
+        Some(found)
     }
 
     /// Opens `path` and starts decoding it on a thread of the pool. Decoding runs ahead of
@@ -438,8 +524,12 @@ impl CsvSource {
 
 /// Writers drop a file under a hidden name and rename it into place when it is complete.
 fn is_hidden(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
+    path.file_name().is_none_or(is_hidden_name)
+}
+
+/// Whether a file's name is hidden (see [`is_hidden`]); a name that is not UTF-8 is too.
+fn is_hidden_name(name: &OsStr) -> bool {
+    name.to_str()
         .is_none_or(|n| n.starts_with('.') || n.starts_with('_'))
 }
 
@@ -463,7 +553,10 @@ impl Source for CsvSource {
         let s = &self.settings;
         let listed = match self.discovery.changes(&s.location, s.full_listing_interval) {
             Changes::Everything if self.folder_unchanged() => return Ok(()),
-            Changes::Everything => self.list()?,
+            Changes::Everything => match self.renamed_into_place() {
+                Some(renamed) => renamed,
+                None => self.list()?,
+            },
             Changes::Paths(paths) => (paths.into_iter())
                 .filter(|p| self.unseen(p))
                 .map(|p| Arc::from(&*self.names.name(&p)))
@@ -776,6 +869,41 @@ mod tests {
             "a.csv must not be admitted twice"
         );
         assert_eq!(read_all(&mut source), vec![7]);
+    }
+
+    #[test]
+    fn a_folder_is_listed_as_its_files_paths_with_or_without_a_trailing_slash() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.csv"), "File;Shop;Sale_Count\na;S1;1\n").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        // Not UTF-8: hidden, as is every name that is not text.
+        fs::write(dir.path().join(OsStr::from_bytes(b"b\xff.csv")), "x").unwrap();
+        for folder in [
+            dir.path().display().to_string(),
+            format!("{}/", dir.path().display()),
+        ] {
+            let source = CsvSourceConfig {
+                path: folder,
+                ..config(dir.path())
+            };
+            let mut source = source.validate().unwrap().build();
+            let Location::Folder(listed_dir) = source.settings.location.clone() else {
+                panic!("a folder source");
+            };
+            let mut names = source.list().unwrap();
+            names.sort();
+            assert_eq!(
+                names,
+                [Arc::from(OsStr::new("a.csv")), Arc::from(OsStr::new("sub"))]
+            );
+            let path = source.names.path(&names[0]);
+            assert_eq!(path, listed_dir.join("a.csv"));
+            assert_eq!(source.names.name(&path), OsStr::new("a.csv"));
+            // The subfolder is listed but is not a file: only a.csv is discovered.
+            source.discover().unwrap();
+            assert_eq!(source.admit(Quota::All), 1);
+            assert_eq!(read_all(&mut source), vec![1]);
+        }
     }
 
     #[test]
@@ -1383,9 +1511,9 @@ mod tests {
         source.discover().unwrap();
         assert_eq!(source.backlog(), 2);
         std::thread::sleep(TIMESTAMP_GRANULARITY * 2);
-        source.discover().unwrap(); // settles the stamp
-                                    // A file the folder's time does not show (set back by hand) waits for the full
-                                    // listing: unchanged looks do not list.
+        // Settles the stamp. Then a file the folder's time does not show (set back by hand)
+        // waits for the full listing: unchanged looks do not list.
+        source.discover().unwrap();
         let stamp = fs::metadata(dir.path()).unwrap().modified().unwrap();
         write("c.csv", 3);
         File::open(dir.path()).unwrap().set_modified(stamp).unwrap();
@@ -1396,6 +1524,42 @@ mod tests {
         assert_eq!(source.backlog(), 3, "the full listing is the safety net");
         source.admit(Quota::All);
         assert_eq!(read_all(&mut source), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_listing_source_finds_a_hidden_file_renamed_into_place_without_listing_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, n: i32| {
+            let text = format!("File;Shop;Sale_Count\n{name};S;{n}\n");
+            fs::write(dir.path().join(name), text).unwrap();
+        };
+        write(".a.csv.tmp", 1);
+        write("_b.csv", 2);
+        write(".c.csv", 3);
+        let mut source = CsvSourceConfig {
+            watch: false,
+            ..config(dir.path())
+        }
+        .validate()
+        .unwrap()
+        .build();
+        source.discover().unwrap();
+        assert_eq!(source.backlog(), 0, "hidden files are not read");
+        // Both renames and a new file change the folder: the renamed files are found by
+        // name, and the new one only by the listing of the next look.
+        fs::rename(dir.path().join(".a.csv.tmp"), dir.path().join("a.csv")).unwrap();
+        fs::rename(dir.path().join("_b.csv"), dir.path().join("b.csv")).unwrap();
+        write("d.csv", 4);
+        source.discover().unwrap();
+        assert_eq!(source.backlog(), 2, "found by name, before any listing");
+        source.discover().unwrap();
+        assert_eq!(source.backlog(), 3, "the next look lists the folder");
+        // `.c.csv` is still hidden: looked for as `c.csv`, which is not there.
+        source.discover().unwrap();
+        source.admit(Quota::All);
+        let mut counts = read_all(&mut source);
+        counts.sort();
+        assert_eq!(counts, vec![1, 2, 4]);
     }
 
     #[test]
