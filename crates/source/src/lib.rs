@@ -29,6 +29,7 @@ mod config;
 mod csv;
 mod decode;
 mod json;
+mod last;
 mod nats;
 mod pool;
 mod seen;
