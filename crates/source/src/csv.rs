@@ -206,9 +206,10 @@ impl CsvSource {
     }
 
     /// The names in `dir` that are not hidden and not seen before: the folder's directory
-    /// entries read into one buffer, each name looked up where it lies. `read_dir` would
-    /// allocate a path per entry, which at 100,000 files was half the cost of a listing on
-    /// top of the kernel's (W10, where each file dropped costs one listing).
+    /// entries read into one buffer, each name checked where it lies (against the last
+    /// listing's order first, under `watch = false`). `read_dir` would allocate a path per
+    /// entry, which at 100,000 files was half the cost of a listing on top of the kernel's
+    /// (W10, where each file dropped costs one listing).
     fn list_folder(&mut self, dir: &Path) -> Result<Vec<Arc<OsStr>>> {
         use rustix::fs::{openat, Mode, OFlags, RawDir, CWD};
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -227,7 +228,9 @@ impl CsvSource {
         // Only a listing source lists often enough for the last listing's order to pay.
         let listing = matches!(self.discovery, Discovery::Listing);
         let mut being_written = Vec::new();
-        self.last.start();
+        if listing {
+            self.last.start();
+        }
         while let Some(entry) = entries.next() {
             let entry = entry.map_err(|e| Error::io("cannot list", dir, e.into()))?;
             // A folder's paths are `dir.join(name)` and Names takes the folder off again:
