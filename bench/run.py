@@ -14,6 +14,7 @@ Workloads (bench/README.md says more):
       its pickup (the source's debug line as it opens the file)
   W8  (files) W1 over the same rows written as JSON lines, against DuckDB's read_json
   W8-nats  W1 over --w8-messages of those JSON lines as messages of a local JetStream stream
+  W8-kafka W1 over --w8-messages of those JSON lines as messages of a local Kafka topic (tansu)
       (nats-server -js, published by nats-py), read by the nats source
   W9  many small files (10 rows each, modified at 10,000 a day) to parquet, 10,000 to
       1,000,000: time per file, peak RSS and checkpoint size, beside DuckDB over the same
@@ -348,6 +349,80 @@ max_messages_per_trigger = 1000000
     finally:
         server.kill()
         server.wait()
+
+
+def w8_kafka(weir, data, work, messages):
+    """W1 over `messages` JSON messages in a local Kafka topic of 4 partitions (the tansu
+    broker `make setup` builds, its log in SQLite, on a free port; produced by
+    confluent-kafka): Weir's kafka source, timed as a whole process."""
+    import socket
+
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    folder = json_lines(data)
+    fresh(work)
+    os.makedirs(f"{work}/broker", exist_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    tansu = os.environ.get("WEIR_TANSU", os.path.expanduser("~/.cache/weir/tansu/bin/tansu"))
+    broker = subprocess.Popen([tansu, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                               "--storage-engine", "sqlite://tansu.db"], cwd=f"{work}/broker",
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    servers = f"127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        admin = AdminClient({"bootstrap.servers": servers})
+        for future in admin.create_topics([NewTopic("sales", num_partitions=4, replication_factor=1)]).values():
+            future.result(timeout=30)
+        producer = Producer({"bootstrap.servers": servers, "linger.ms": 20, "batch.num.messages": 10000,
+                             "queue.buffering.max.messages": 1000000})
+        total, sent = 0, 0
+        started = time.monotonic()
+        for name in sorted(os.listdir(folder)):
+            with open(os.path.join(folder, name), "rb") as f:
+                for line in f:
+                    if sent == messages:
+                        break
+                    while True:
+                        try:
+                            producer.produce("sales", value=line.rstrip(b"\n"), partition=sent % 4)
+                            break
+                        except BufferError:
+                            producer.poll(0.05)
+                    total += json.loads(line)["Sale_Count"]
+                    sent += 1
+        assert producer.flush(600) == 0, "W8 kafka: messages left unsent"
+        print(f"W8 kafka: produced {sent:,} messages in {time.monotonic() - started:.1f} s (confluent-kafka)")
+        body = AGGREGATE.format(work=work)
+        toml = os.path.join(work, "pipeline.toml")
+        with open(toml, "w") as f:
+            f.write(f"""[checkpoint]
+path = "{work}/state"
+[trigger]
+available_now = true
+[sources.sales]
+type = "kafka"
+bootstrap_servers = "{servers}"
+subscribe = "sales"
+starting_offsets = "earliest"
+schema = "{SCHEMA}"
+max_offsets_per_trigger = 1000000
+{body}""")
+        seconds, rss, _, _ = timed([weir, "run", toml, "--quiet"])
+        got = sum(read_sums(f"{work}/sums/result.csv").values())
+        assert got == total, f"W8 kafka: weir summed {got}, the messages hold {total}"
+        return {"seconds": seconds, "rss": rss, "messages": sent, "total": got}
+    finally:
+        broker.kill()
+        broker.wait()
 
 
 def w8_files(weir, data, work, threads):
@@ -861,6 +936,11 @@ def main():
     if "W8" in only:
         r = w8_files(weir, data("zipf"), f"{args.work}/w8", threads)
         say(versus_row("W8 files: W1 over the same rows as JSON lines (DuckDB's read_json)", r, rows))
+    if "W8-kafka" in only:
+        r = w8_kafka(weir, data("zipf"), f"{args.work}/w8-kafka", args.w8_messages)
+        say(f"W8 kafka: W1 over {r['messages']:,} JSON messages from a local Kafka topic (tansu, 4 partitions): "
+            f"{r['seconds']:.2f} s ({r['messages'] / r['seconds'] / 1e6:.2f} M rows/s, whole process), "
+            f"peak RSS {r['rss']:.0f} MB; sum of Sale_Count {r['total']:,}")
     if "W8-nats" in only:
         r = w8_nats(weir, data("zipf"), f"{args.work}/w8-nats", args.w8_messages)
         say(f"W8 nats: W1 over {r['messages']:,} JSON messages from a local JetStream stream: "

@@ -15,6 +15,7 @@ sudo_if_needed() {
 # and the Prometheus package for promtool, which checks the /metrics text. strace, to check
 # that every rename the file sinks make is synced before the checkpoint that relies on it.
 # nats-server, the real JetStream broker the NATS source and sink tests start (with -js).
+# cmake is not needed: librdkafka (the Kafka client) builds with its own configure script.
 packages=(build-essential clang libclang-dev make python3 python3-pip python3-venv bsdutils coreutils time chromium graphviz prometheus strace nats-server)
 # Node.js and npm come from Debian only where no other install (NodeSource, nvm) provides them.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
@@ -41,13 +42,31 @@ fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy 2>/dev/null || true
 
 # pyarrow and DuckDB read Weir's parquet output back in the tests, as independent readers;
-# prometheus-client's parser checks the /metrics text; nats-py publishes the NATS tests'
-# input and reads their output back, as an independent client.
-if ! python3 -c 'import pyarrow, duckdb, prometheus_client, nats' >/dev/null 2>&1; then
-    echo "setup: installing pyarrow, duckdb, prometheus-client and nats-py from PyPI"
-    python3 -m pip install --quiet pyarrow duckdb prometheus-client nats-py 2>/dev/null \
-        || python3 -m pip install --quiet --break-system-packages pyarrow duckdb prometheus-client nats-py
+# prometheus-client's parser checks the /metrics text; nats-py and confluent-kafka produce
+# the NATS and Kafka tests' input and read their output back, as independent clients.
+if ! python3 -c 'import pyarrow, duckdb, prometheus_client, nats, confluent_kafka' >/dev/null 2>&1; then
+    echo "setup: installing pyarrow, duckdb, prometheus-client, nats-py and confluent-kafka from PyPI"
+    python3 -m pip install --quiet pyarrow duckdb prometheus-client nats-py confluent-kafka 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages pyarrow duckdb prometheus-client nats-py confluent-kafka
 fi
+
+# The Kafka tests' broker: tansu, a Kafka-protocol broker from crates.io, built once into
+# ~/.cache/weir like the target folder (about 14 minutes on 2 cores the first time). Two
+# versions: 0.6.0 keeps its log in SQLite, so a test can stop and restart it; 0.4.9 is the
+# last whose broker answers EndTxn (0.5 and 0.6 store transactions but route no EndTxn
+# request), so the exactly-once sink's tests run against it, its log in memory.
+tansu_cache="$HOME/.cache/weir"
+install_tansu() { # version, folder, cargo install flags...
+    local version=$1 root=$2
+    shift 2
+    if [ ! -x "$root/bin/tansu" ]; then
+        echo "setup: building the tansu $version broker for the Kafka tests (once per machine)"
+        CARGO_TARGET_DIR="$tansu_cache/tansu-target" \
+            cargo install tansu --version "$version" --locked --quiet --root "$root" "$@"
+    fi
+}
+install_tansu 0.6.0 "$tansu_cache/tansu" --features libsql
+install_tansu 0.4.9 "$tansu_cache/tansu-0.4"
 
 # playwright-core (no browser download: it drives Debian's chromium) for the dashboard test,
 # at the version package-lock.json pins.

@@ -11,6 +11,7 @@ mod expressions;
 mod golden;
 mod input;
 mod json;
+mod kafka;
 mod malformed;
 mod memory;
 mod modes;

@@ -138,6 +138,7 @@ mod channel;
 mod graph;
 #[cfg(feature = "http")]
 mod http;
+mod kafka;
 mod metrics;
 mod nats;
 mod pipeline;

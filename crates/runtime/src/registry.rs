@@ -13,10 +13,12 @@ use weir_operators::{AggregateConfig, DeduplicateConfig, AGGREGATE_APPEND_REFUSA
 use weir_operators::{FilterConfig, SelectConfig, SqlConfig};
 use weir_sink::{ConsoleSinkConfig, FileFormat, FileSinkConfig, FileSinkSettings};
 use weir_source::{
-    CsvSourceConfig, CsvSourceSettings, Format, NatsSourceConfig, NatsSourceSettings,
+    CsvSourceConfig, CsvSourceSettings, Format, KafkaSourceConfig, KafkaSourceSettings,
+    NatsSourceConfig, NatsSourceSettings,
 };
 
 use crate::channel::{self, ChannelSinkConfig, Channels, EpochOutput};
+use crate::kafka::KafkaSinkConfig;
 use crate::nats::NatsSinkConfig;
 
 /// A source whose configuration has been validated: building it cannot fail on configuration.
@@ -320,6 +322,11 @@ impl Default for Registry {
                 })
             });
         }
+        registry.register_source("kafka", |table| {
+            table.validate(|config: KafkaSourceConfig| {
+                Ok(Box::new(config.validate()?) as Box<dyn SourceSpec>)
+            })
+        });
         registry.register_source("nats", |table| {
             table.validate(|config: NatsSourceConfig| {
                 Ok(Box::new(config.validate()?) as Box<dyn SourceSpec>)
@@ -413,6 +420,11 @@ impl Default for Registry {
                 Ok(Box::new(spec.with_name(table.name())) as Box<dyn SinkSpec>)
             })
         });
+        registry.register_sink("kafka", |table, input, mode| {
+            table.validate(|config: KafkaSinkConfig| {
+                Ok(Box::new(config.validate(table.name(), input, mode)?) as Box<dyn SinkSpec>)
+            })
+        });
         registry.register_sink("nats", |table, input, mode| {
             table.validate(|config: NatsSinkConfig| {
                 Ok(Box::new(config.validate(table.name(), input, mode)?) as Box<dyn SinkSpec>)
@@ -444,6 +456,22 @@ impl SourceSpec for CsvSourceSettings {
     }
     fn build(&self) -> Result<Box<dyn Source>> {
         Ok(Box::new(CsvSourceSettings::build(self)))
+    }
+}
+
+impl SourceSpec for KafkaSourceSettings {
+    fn schema(&self) -> SchemaRef {
+        KafkaSourceSettings::schema(self)
+    }
+    fn bad_records_path(&self) -> Option<PathBuf> {
+        KafkaSourceSettings::bad_records_path(self)
+    }
+    fn describe(&self) -> String {
+        // The topics decide what the offsets mean; the brokers' addresses do not.
+        KafkaSourceSettings::describe(self)
+    }
+    fn build(&self) -> Result<Box<dyn Source>> {
+        Ok(Box::new(KafkaSourceSettings::build(self)?))
     }
 }
 

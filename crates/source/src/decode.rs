@@ -74,6 +74,9 @@ pub(crate) struct Decoded {
     pub(crate) records: u64,
     /// The malformed rows among them.
     pub(crate) bad: Vec<BadRecord>,
+    /// The lines of the rows left out of `batch` (dropped as malformed), in order: a source
+    /// that adds columns of its own per message lines them up with the rows kept.
+    pub(crate) dropped: Vec<u64>,
 }
 
 impl Decoded {
@@ -87,6 +90,7 @@ impl Decoded {
                 reason,
                 raw: Vec::new(),
             }],
+            dropped: Vec::new(),
         }
     }
 }
@@ -99,6 +103,8 @@ pub(crate) struct FileDecoder {
     /// For messages: each line's sequence number in its stream, by line (line 1 first), so
     /// that a message names the message rather than a line of a buffer.
     sequences: Option<Vec<u64>>,
+    /// What a message's number is called in its stream: `sequence` (NATS), `offset` (Kafka).
+    numbered_by: &'static str,
     settings: CsvSourceSettings,
     dialect: Dialect,
     /// JSON only: the columns keys are looked up in.
@@ -151,13 +157,15 @@ impl FileDecoder {
         Self::over(path, Box::new(file), size, capacity, settings, skip)
     }
 
-    /// Reads `bytes`, one message's JSON per line, the message on line `i` (1-based) having
-    /// sequence `sequences[i - 1]` in the stream `from` names. Line breaks inside a message
-    /// must have been replaced (they can only be JSON whitespace there).
+    /// Reads `bytes`, one message's value per line, the message on line `i` (1-based) having
+    /// number `sequences[i - 1]` in the stream `from` names (a number `numbered_by` calls
+    /// `sequence` or `offset`, in messages). Line breaks inside a JSON message must have been
+    /// replaced (they can only be whitespace there).
     pub(crate) fn messages(
         from: &str,
         bytes: Vec<u8>,
         sequences: Vec<u64>,
+        numbered_by: &'static str,
         settings: CsvSourceSettings,
     ) -> io::Result<Self> {
         let size = bytes.len() as u64;
@@ -171,6 +179,7 @@ impl FileDecoder {
             0,
         )?;
         decoder.sequences = Some(sequences);
+        decoder.numbered_by = numbered_by;
         Ok(decoder)
     }
 
@@ -185,6 +194,7 @@ impl FileDecoder {
         let mut decoder = FileDecoder {
             path: path.to_path_buf(),
             sequences: None,
+            numbered_by: "sequence",
             dialect: Dialect::new(settings.sep, settings.quote, settings.escape),
             json: (settings.format == Format::Json).then(|| JsonColumns::new(&settings.parsed)),
             header_pending: settings.header,
@@ -392,6 +402,10 @@ impl FileDecoder {
             columns.insert(at, column);
         }
         let kept = keep.iter().filter(|&&k| k).count();
+        let dropped: Vec<u64> = (rows.iter().zip(&keep))
+            .filter(|(_, &k)| !k)
+            .map(|(row, _)| row.line)
+            .collect();
         if kept < rows.len() {
             let keep = BooleanArray::from(keep);
             for column in &mut columns {
@@ -410,6 +424,7 @@ impl FileDecoder {
             batch,
             records: count,
             bad,
+            dropped,
         })
     }
 }
@@ -421,8 +436,9 @@ impl FileDecoder {
         match &self.sequences {
             None => format!("{}:{line}", self.path.display()),
             Some(s) => format!(
-                "{}, sequence {}",
+                "{}, {} {}",
                 self.path.display(),
+                self.numbered_by,
                 Self::sequence(s, line)
             ),
         }

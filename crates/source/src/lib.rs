@@ -29,6 +29,7 @@ mod config;
 mod csv;
 mod decode;
 mod json;
+mod kafka;
 mod last;
 mod nats;
 mod pool;
@@ -43,6 +44,9 @@ pub use crate::config::{
 };
 pub use crate::csv::CsvSource;
 pub use crate::decode::BadRecord;
+pub use crate::kafka::{
+    KafkaSource, KafkaSourceConfig, KafkaSourceSettings, Topics as KafkaTopics,
+};
 pub use crate::nats::{
     connect as nats_connect, NatsRuntime, NatsSource, NatsSourceConfig, NatsSourceSettings,
     StartingSequence,

@@ -648,9 +648,14 @@ impl NatsSource {
             bytes.push(b'\n');
             sequences.push(message.sequence);
         }
-        let mut decoder =
-            FileDecoder::messages(&self.origin, bytes, sequences, self.settings.decode.clone())
-                .map_err(|e| Error::Stopped(format!("{}: {e}", self.origin)))?;
+        let mut decoder = FileDecoder::messages(
+            &self.origin,
+            bytes,
+            sequences,
+            "sequence",
+            self.settings.decode.clone(),
+        )
+        .map_err(|e| Error::Stopped(format!("{}: {e}", self.origin)))?;
         let mut batches = Vec::new();
         while let Some(decoded) = decoder.next()? {
             self.malformed += decoded.bad.len() as u64;
