@@ -580,3 +580,54 @@ fn a_broker_that_is_not_there_and_a_topic_that_does_not_exist_are_clear_errors()
     assert!(stderr.contains("topic \"sales\""), "{stderr}");
     assert!(stderr.contains("create it first"), "{stderr}");
 }
+
+#[test]
+fn a_topic_made_while_running_that_matches_the_pattern_is_read_from_its_start() {
+    let ws = Workspace::new();
+    let broker = Broker::start(&ws);
+    broker.create("orders-a", 2);
+    let retopic = |messages: Messages, topic: &str, partitions: u32| -> Messages {
+        messages
+            .into_iter()
+            .map(|(_, p, value)| (topic.to_string(), p % partitions, value))
+            .collect()
+    };
+    let (first, mut input) = messages("a", 500, 21);
+    broker.produce(&ws, &retopic(first, "orders-a", 2));
+    let source = pipeline_on(&broker.servers(), false, "", "")
+        .replace("subscribe = \"sales\"", "subscribe_pattern = \"orders-.*\"");
+    // Only the parquet archive and the sums: no Kafka sink.
+    let source = &source[..source.find("[sinks.rows_alo]").unwrap()];
+    ws.write("pipeline.toml", source);
+    let mut child = ws.spawn(&["run", "pipeline.toml", "--log-level", "info"]);
+    assert!(
+        wait_for(Duration::from_secs(60), || parquet_rows(&ws.path("out"))
+            .len()
+            == 500),
+        "orders-a was not read: {}",
+        ws.stderr()
+    );
+    broker.create("orders-b", 2);
+    broker.create("other", 1);
+    let (second, more) = messages("b", 300, 22);
+    broker.produce(&ws, &retopic(second.clone(), "orders-b", 2));
+    broker.produce(&ws, &retopic(second, "other", 1));
+    input.extend(more);
+    assert!(
+        wait_for(Duration::from_secs(60), || parquet_rows(&ws.path("out"))
+            .len()
+            >= 800),
+        "orders-b was not read: {}",
+        ws.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let status = signal_and_wait(&mut child, "TERM");
+    assert!(status.success(), "{}", ws.stderr());
+    assert_exactly_once(&ws, &input);
+    assert!(
+        ws.stderr()
+            .contains("reading new partition 1 of topic orders-b from offset 0"),
+        "{}",
+        ws.stderr()
+    );
+}

@@ -476,15 +476,26 @@ impl ToKafka {
 
     /// Waits until every queued message is acknowledged; the failures among them.
     fn flush(&self, epoch: Epoch) -> Result<Option<(u64, String)>> {
-        self.producer.flush(self.publish_timeout).map_err(|e| {
-            self.stopped(
-                epoch,
-                &format!(
-                    "not acknowledged within {} (publish_timeout): {e}",
-                    humantime::format_duration(self.publish_timeout)
-                ),
-            )
-        })?;
+        let started = Instant::now();
+        // rdkafka's own flush serves the client's events in steps of 100 ms, whatever
+        // comes: a part would cost 100 ms at least. Steps of a millisecond instead.
+        loop {
+            match self.producer.flush(Duration::ZERO) {
+                Ok(()) => break,
+                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {}
+                Err(e) => return Err(self.stopped(epoch, &e.to_string())),
+            }
+            if started.elapsed() >= self.publish_timeout {
+                return Err(self.stopped(
+                    epoch,
+                    &format!(
+                        "messages not acknowledged within {} (publish_timeout)",
+                        humantime::format_duration(self.publish_timeout)
+                    ),
+                ));
+            }
+            self.producer.poll(Duration::from_millis(1));
+        }
         let failed = match self.producer.context().failed.lock() {
             Ok(mut failed) => std::mem::take(&mut *failed),
             Err(_) => (0, None),
@@ -536,6 +547,14 @@ impl ToKafka {
         let group = marker.consumer.group_metadata().ok_or_else(|| {
             Error::Internal(format!("sinks.{}: no consumer group metadata", self.name))
         })?;
+        // Everything acknowledged first, so that the commit's own flush (in steps of 100 ms)
+        // finds nothing left; a refused message fails the transaction.
+        if let Some((failed, error)) = self.flush(epoch)? {
+            return Err(Error::Stopped(format!(
+                "sinks.{}: {failed} messages of epoch {epoch} were refused by {} ({error}); the next run aborts the transaction and produces the epoch again",
+                self.name, self.topic
+            )));
+        }
         let timeout = self.publish_timeout;
         self.producer
             .send_offsets_to_transaction(&offsets, &group, timeout)

@@ -454,15 +454,24 @@ impl KafkaSourceSettings {
         for (key, value) in &self.properties {
             config.set(key, value);
         }
-        let consumer: BaseConsumer = config.create().map_err(|e| {
-            Error::Stopped(format!(
-                "kafka {}: cannot create the client: {e}",
-                self.bootstrap_servers
-            ))
-        })?;
+        let create = |config: &ClientConfig| -> Result<BaseConsumer> {
+            config.create().map_err(|e| {
+                Error::Stopped(format!(
+                    "kafka {}: cannot create the client: {e}",
+                    self.bootstrap_servers
+                ))
+            })
+        };
+        let consumer = create(&config)?;
+        // Metadata and watermarks through a client of their own: a broker answers a
+        // connection's requests in order, so on the reading client's connection they would
+        // wait behind its fetches, each held up to fetch.wait.max.ms when no message is new
+        // (2 s a discovery, seen with three partitions).
+        let lookups = create(config.set("client.id", "weir-lookups"))?;
         Ok(KafkaSource {
             settings: self.clone(),
             consumer: Arc::new(consumer),
+            lookups,
             partitions: BTreeMap::new(),
             positions: BTreeMap::new(),
             started: false,
@@ -519,6 +528,8 @@ struct Taken {
 pub struct KafkaSource {
     settings: KafkaSourceSettings,
     consumer: Arc<BaseConsumer>,
+    /// Asks for metadata and watermarks; never assigned a partition.
+    lookups: BaseConsumer,
     /// By topic and partition.
     partitions: BTreeMap<(String, i32), Partition>,
     /// The checkpoint's next offsets, until their partitions are assigned.
@@ -580,7 +591,7 @@ impl KafkaSource {
             Topics::Named(topics) => {
                 for topic in topics {
                     let metadata = self
-                        .consumer
+                        .lookups
                         .fetch_metadata(Some(topic), timeout)
                         .map_err(what)?;
                     for t in metadata.topics() {
@@ -600,7 +611,7 @@ impl KafkaSource {
                 }
             }
             Topics::Pattern(re) => {
-                let metadata = self.consumer.fetch_metadata(None, timeout).map_err(what)?;
+                let metadata = self.lookups.fetch_metadata(None, timeout).map_err(what)?;
                 for t in metadata.topics() {
                     if re.is_match(t.name()) && t.error().is_none() {
                         found.extend(
@@ -671,7 +682,7 @@ impl KafkaSource {
         let mut added = Vec::new();
         for (topic, partition) in found {
             let (low, high) = self
-                .consumer
+                .lookups
                 .fetch_watermarks(&topic, partition, timeout)
                 .map_err(|e| {
                     Error::Stopped(format!(
