@@ -2,8 +2,9 @@
 librdkafka; Weir links librdkafka too, but none of Weir's code runs here).
 
     kafka_client.py SERVERS create TOPIC PARTITIONS      create a topic
-    kafka_client.py SERVERS produce FILE                 produce each line of FILE,
-                                                         `topic<TAB>partition<TAB>value`
+    kafka_client.py SERVERS produce FILE [single]        produce each line of FILE,
+                                                         `topic<TAB>partition<TAB>value`;
+                                                         `single`: one message per batch
     kafka_client.py SERVERS read TOPIC ISOLATION         print every value (read_committed
                                                          or read_uncommitted), one per line
 """
@@ -30,8 +31,13 @@ def create(servers, topic, partitions):
     raise SystemExit(f"topic {topic} has not all its partitions after 30 s")
 
 
-def produce(servers, path):
-    producer = Producer({"bootstrap.servers": servers, "enable.idempotence": True, "linger.ms": 5})
+def produce(servers, path, single=None):
+    config = {"bootstrap.servers": servers, "enable.idempotence": True, "linger.ms": 5}
+    if single == "single":
+        # tansu 0.4.9 cannot fetch from an offset inside a batch: one message per batch, so
+        # that a restart can read on from any offset.
+        config.update({"linger.ms": 0, "batch.num.messages": 1})
+    producer = Producer(config)
     failed = []
 
     def report(err, _msg):
