@@ -51,7 +51,7 @@ if ! python3 -c 'import pyarrow, duckdb, prometheus_client, nats, confluent_kafk
 fi
 
 # The Kafka tests' broker: tansu, a Kafka-protocol broker from crates.io, built once into
-# ~/.cache/weir like the target folder (about 14 minutes on 2 cores the first time). Two
+# ~/.cache/weir like the target folder (14 and about 20 minutes on 2 cores, once). Two
 # versions: 0.6.0 keeps its log in SQLite, so a test can stop and restart it; 0.4.9 is the
 # last whose broker answers EndTxn (0.5 and 0.6 store transactions but route no EndTxn
 # request), so the exactly-once sink's tests run against it, its log in memory.
