@@ -45,7 +45,7 @@ schema = "File STRING, Shop STRING, Sale_Count INTEGR"
 sepp = ";"
 
 [sources.events]
-type = "kafka"
+type = "kinesis"
 
 [sinks.archive]
 type = "parquet"
@@ -60,7 +60,7 @@ path = "out"
         "pipeline.toml: trigger.processing_time: \"0s\" is zero",
         "pipeline.toml: sources.sales.sepp: unknown key \"sepp\", expected one of \"path\", \"schema\", \"header\", \"sep\"",
         "pipeline.toml: sources.sales.schema: \"File STRING, Shop STRING, Sale_Count INTEGR\" at character 38: unknown type \"INTEGR\" (expected one of STRING, INT, BIGINT, DOUBLE, BOOLEAN, DATE, TIMESTAMP, DECIMAL(p,s))",
-        "pipeline.toml: sources.events.type: unknown type \"kafka\" (expected one of \"csv\", \"json\", \"nats\")",
+        "pipeline.toml: sources.events.type: unknown type \"kinesis\" (expected one of \"csv\", \"json\", \"kafka\", \"nats\")",
         "pipeline.toml: sinks.archive.input: \"salez\" names no source or operator (known: \"events\", \"sales\")",
     ] {
         assert!(err.contains(expected), "missing:\n{expected}\nin:\n{err}");
