@@ -620,3 +620,84 @@ pub(crate) fn open_up(dir: &Path) {
         }
     }
 }
+
+/// A free loopback port: bound, then released for a server to take.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port()
+}
+
+/// A broker process of a test's own (nats-server, tansu) on `port`, its standard error
+/// appended to `log`, killed when stopped or dropped.
+pub(crate) struct ServerProcess {
+    child: Option<Child>,
+    pub(crate) port: u16,
+    log: PathBuf,
+}
+
+impl ServerProcess {
+    pub(crate) fn new(port: u16, log: PathBuf) -> Self {
+        ServerProcess {
+            child: None,
+            port,
+            log,
+        }
+    }
+
+    /// Spawns `command` and waits until it listens on the port; `what` names it in a
+    /// failure, with where it comes from.
+    pub(crate) fn start(&mut self, command: &mut Command, what: &str) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        self.child = Some(child);
+        let port = self.port;
+        assert!(
+            wait_for(Duration::from_secs(20), || std::net::TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "{what} did not listen on {port}: {}",
+            fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs an independent client script of `tests/e2e/` with `args`; its standard output.
+pub(crate) fn python_client(script: &str, args: &[&str]) -> String {
+    let path = format!("{}/tests/e2e/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("python3 and the clients' packages are installed by the set-up step");
+    assert!(
+        out.status.success(),
+        "{script} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}

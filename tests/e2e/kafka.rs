@@ -6,9 +6,8 @@
 //! restart it; 0.4.9 keeps it in memory but is the last whose broker answers EndTxn, so the
 //! tests of the exactly-once sink (transactions) run against it.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
@@ -16,10 +15,8 @@ use crate::crash::{kill_until_done, Lcg};
 
 /// A tansu broker of the test's own.
 struct Broker {
-    child: Option<Child>,
-    port: u16,
+    process: ServerProcess,
     dir: PathBuf,
-    log: PathBuf,
     /// Transactions (tansu 0.4.9, in memory) rather than a log that outlives a restart.
     transactional: bool,
 }
@@ -51,16 +48,10 @@ impl Broker {
     }
 
     fn start_as(ws: &Workspace, transactional: bool) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
         let dir = ws.path("broker");
         std::fs::create_dir_all(&dir).unwrap();
         let mut broker = Broker {
-            child: None,
-            port,
-            log: ws.path("broker.log"),
+            process: ServerProcess::new(free_port(), ws.path("broker.log")),
             dir,
             transactional,
         };
@@ -69,17 +60,13 @@ impl Broker {
     }
 
     fn up(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let url = format!("tcp://127.0.0.1:{}", self.process.port);
         let (binary, storage) = match self.transactional {
             true => (tansu("tansu-0.4"), "memory://tansu/"),
             false => (tansu("tansu"), "sqlite://tansu.db"),
         };
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args([
                 "broker",
                 "--listener-url",
@@ -89,50 +76,25 @@ impl Broker {
             ])
             .args(["--storage-engine", storage])
             .current_dir(&self.dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("tansu is built by the set-up step");
-        self.child = Some(child);
-        let port = self.port;
-        assert!(
-            wait_for(Duration::from_secs(20), || TcpStream::connect((
-                "127.0.0.1",
-                port
-            ))
-            .is_ok()),
-            "tansu did not listen on {port}: {}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
+            .env("RUST_LOG", "warn");
+        self.process
+            .start(&mut command, "tansu (built by the set-up step)");
     }
 
     fn down(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.stop();
     }
 
     fn servers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.process.port)
     }
 
     /// Runs the independent client (`kafka_client.py`) with `args`; its standard output.
     fn client(&self, args: &[&str]) -> String {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/kafka_client.py");
-        let out = Command::new("python3")
-            .arg(script)
-            .arg(self.servers())
-            .args(args)
-            .output()
-            .expect("python3 with confluent-kafka is installed by the set-up step");
-        assert!(
-            out.status.success(),
-            "kafka_client.py {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let servers = self.servers();
+        let mut all = vec![servers.as_str()];
+        all.extend_from_slice(args);
+        python_client("kafka_client.py", &all)
     }
 
     fn create(&self, topic: &str, partitions: u32) {
@@ -159,12 +121,6 @@ impl Broker {
     fn rows(&self, topic: &str, isolation: &str) -> Vec<Row> {
         let text = self.client(&["read", topic, isolation]);
         text.lines().map(parse_row).collect()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.down();
     }
 }
 
@@ -615,7 +571,7 @@ fn the_broker_going_away_and_coming_back_mid_run_loses_and_repeats_nothing() {
     assert_eq!(alo, wanted, "the at-least-once sink");
     let stderr = ws.stderr();
     assert!(
-        stderr.contains(&format!("127.0.0.1:{}", broker.port)),
+        stderr.contains(&broker.servers()),
         "a log line names the broker: {stderr}"
     );
 }
@@ -623,11 +579,7 @@ fn the_broker_going_away_and_coming_back_mid_run_loses_and_repeats_nothing() {
 #[test]
 fn a_broker_that_is_not_there_and_a_topic_that_does_not_exist_are_clear_errors() {
     let ws = Workspace::new();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let servers = format!("127.0.0.1:{port}");
+    let servers = format!("127.0.0.1:{}", free_port());
     ws.write(
         "pipeline.toml",
         &pipeline_on(

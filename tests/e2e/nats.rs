@@ -1,9 +1,8 @@
 //! The NATS JetStream source and sink against a real `nats-server -js`, started by each test
 //! on a free port; nats-py publishes the input and reads the output back, independently.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
@@ -11,86 +10,50 @@ use crate::crash::{kill_until_done, Lcg};
 
 /// A `nats-server -js` of the test's own, its store in the workspace.
 struct NatsServer {
-    child: Option<Child>,
-    port: u16,
+    process: ServerProcess,
     store: PathBuf,
-    log: PathBuf,
 }
 
 impl NatsServer {
     fn start(ws: &Workspace) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
         let mut server = NatsServer {
-            child: None,
-            port,
+            process: ServerProcess::new(free_port(), ws.path("nats-server.log")),
             store: ws.path("nats-store"),
-            log: ws.path("nats-server.log"),
         };
         server.up();
         server
     }
 
     fn up(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new("nats-server")
+        let mut command = Command::new("nats-server");
+        command
             .args([
                 "-js",
                 "-a",
                 "127.0.0.1",
                 "-p",
-                &self.port.to_string(),
+                &self.process.port.to_string(),
                 "-sd",
             ])
-            .arg(&self.store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("nats-server is installed by the set-up step");
-        self.child = Some(child);
-        let port = self.port;
-        assert!(
-            wait_for(Duration::from_secs(10), || TcpStream::connect((
-                "127.0.0.1",
-                port
-            ))
-            .is_ok()),
-            "nats-server did not listen on {port}"
-        );
+            .arg(&self.store);
+        self.process
+            .start(&mut command, "nats-server (installed by the set-up step)");
     }
 
     fn down(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.stop();
     }
 
     fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://127.0.0.1:{}", self.process.port)
     }
 
     /// Runs the independent client (`nats_client.py`) with `args`; its standard output.
     fn client(&self, args: &[&str]) -> String {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/nats_client.py");
-        let out = Command::new("python3")
-            .arg(script)
-            .arg(self.url())
-            .args(args)
-            .output()
-            .expect("python3 with nats-py is installed by the set-up step");
-        assert!(
-            out.status.success(),
-            "nats_client.py {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let url = self.url();
+        let mut all = vec![url.as_str()];
+        all.extend_from_slice(args);
+        python_client("nats_client.py", &all)
     }
 
     /// Publishes `messages` (subject, payload) in order.
@@ -107,12 +70,6 @@ impl NatsServer {
     fn rows(&self, stream: &str) -> Vec<Row> {
         let text = self.client(&["read", stream]);
         text.lines().map(parse_row).collect()
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.down();
     }
 }
 
@@ -414,11 +371,7 @@ fn the_server_going_away_and_coming_back_mid_run_loses_and_repeats_nothing() {
 #[test]
 fn a_server_that_is_not_there_and_a_stream_that_does_not_exist_are_clear_errors() {
     let ws = Workspace::new();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let url = format!("nats://127.0.0.1:{port}");
+    let url = format!("nats://127.0.0.1:{}", free_port());
     ws.write(
         "pipeline.toml",
         &pipeline(&url, "available_now = true", "connect_timeout = \"1s\"\n"),
