@@ -23,7 +23,7 @@ use arrow_array::{
     new_null_array, ArrayRef, ArrowPrimitiveType, BooleanArray, RecordBatch, StringArray,
     UInt64Array,
 };
-use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_buffer::{Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field};
 use weir_core::{ddl_type_name, Error, Result};
 
@@ -472,6 +472,7 @@ struct Column<'a> {
 impl<'a> Column<'a> {
     /// Row `i`'s value for the column, `None` where it is empty or missing: null, which a
     /// NOT NULL column cannot hold.
+    #[inline(always)]
     fn value(&mut self, i: usize) -> Option<&'a [u8]> {
         let (records, input) = (self.records, self.input);
         // Spark's CSV reads an empty field as null; JSON's `""` is the empty string (and not
@@ -575,7 +576,8 @@ impl<'a> Column<'a> {
         let mut text = Vec::with_capacity(bytes);
         let mut offsets = Vec::with_capacity(rows + 1);
         offsets.push(0i32);
-        let mut valid = BooleanBufferBuilder::new(rows);
+        // Built only once a value is null, which most columns never are.
+        let mut valid = NullBufferBuilder::new(rows);
         for i in 0..rows {
             let value = self.value(i);
             if let Some(v) = value {
@@ -593,7 +595,7 @@ impl<'a> Column<'a> {
         }
         // One check of the column's text, rather than one per value; only a column with
         // bytes that are not UTF-8 is looked at value by value.
-        let nulls = Some(NullBuffer::new(valid.finish())).filter(|n| n.null_count() > 0);
+        let nulls = valid.finish();
         let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
         if let Ok(array) = StringArray::try_new(offsets, Buffer::from_vec(text), nulls) {
             return Ok(array);
@@ -635,6 +637,7 @@ fn refusal(field: &Field, value: &[u8], why: Bad, pattern: Option<&str>) -> Stri
 /// rules: numbers only for numbers, booleans only for BOOLEAN, strings for STRING, DATE,
 /// TIMESTAMP and DECIMAL (and DOUBLE's "NaN" and "Infinity"), anything for STRING. Every
 /// CSV value is text, which every type takes.
+#[inline]
 fn admits(kind: Kind, t: &DataType, text: &[u8]) -> bool {
     use DataType::*;
     match (kind, t) {

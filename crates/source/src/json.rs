@@ -29,6 +29,12 @@ use crate::split::{Kind, Records, Split};
 pub(crate) struct JsonColumns {
     names: Vec<Box<[u8]>>,
     index: HashMap<Box<[u8]>, usize>,
+    /// Each name can be written as a key without escapes: the bytes of a key that equal it
+    /// and end at a quote are that key.
+    plain: Vec<bool>,
+    /// Each plain name of up to 15 bytes with the quote after it, as two little-endian words
+    /// and the masks of their bytes, so that a key is compared in two loads.
+    words: Vec<Option<[(u64, u64); 2]>>,
 }
 
 impl JsonColumns {
@@ -37,7 +43,54 @@ impl JsonColumns {
             .map(|f| f.name().as_bytes().into())
             .collect();
         let index = names.iter().cloned().zip(0..).collect();
-        JsonColumns { names, index }
+        let plain: Vec<bool> = (names.iter()).map(|n| string_end(n).is_none()).collect();
+        let words = (names.iter().zip(&plain))
+            .map(|(name, &plain)| {
+                let mut key = name.to_vec();
+                key.push(b'"');
+                (plain && key.len() <= 16).then(|| {
+                    let mut bytes = [0u8; 16];
+                    let mut mask = [0u8; 16];
+                    bytes[..key.len()].copy_from_slice(&key);
+                    mask[..key.len()].fill(0xff);
+                    let word = |b: &[u8; 16], half: usize| {
+                        let mut w = [0u8; 8];
+                        w.copy_from_slice(&b[half * 8..half * 8 + 8]);
+                        u64::from_le_bytes(w)
+                    };
+                    [0, 1].map(|half| (word(&bytes, half), word(&mask, half)))
+                })
+            })
+            .collect();
+        JsonColumns {
+            names,
+            index,
+            plain,
+            words,
+        }
+    }
+
+    /// Whether the key whose text starts at `input[from]` is column `c`'s name, closed by
+    /// its quote.
+    #[inline]
+    fn is_key(&self, input: &[u8], from: usize, c: usize) -> bool {
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&input[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        match self.words.get(c) {
+            Some(Some([(low, low_mask), (high, high_mask)])) if from + 16 <= input.len() => {
+                word(from) & low_mask == *low && word(from + 8) & high_mask == *high
+            }
+            Some(_) => {
+                let name = &self.names[c];
+                self.plain[c]
+                    && input.get(from..from + name.len()) == Some(&name[..])
+                    && input.get(from + name.len()) == Some(&b'"')
+            }
+            None => false,
+        }
     }
 
     /// The column named `key`; `guess`, the one after the key before, is tried first, since
@@ -73,8 +126,22 @@ pub(crate) fn split_json(
 ) -> Split {
     let mut at = from;
     let mut taken = 0;
+    let width = columns.names.len();
     while at < input.len() {
-        // One pass to find the line's end (vectorised), then the parser's pass over it.
+        // Most lines are plain (no escapes, no nesting, no text after the object): read at
+        // once, finding their end on the way; any other line, from its start again, by
+        // the whole grammar after a search for its end.
+        if taken < max {
+            out.begin(line, at, at, width);
+            if let Some((end, next)) = plain_line(columns, input, at, eof, out) {
+                out.end_last(end);
+                taken += 1;
+                line += u64::from(next > end);
+                at = next;
+                continue;
+            }
+            out.drop_last();
+        }
         let (end, next) = match memchr::memchr(b'\n', &input[at..]) {
             Some(n) => (at + n, at + n + 1),
             None if eof => (input.len(), input.len()),
@@ -89,7 +156,7 @@ pub(crate) fn split_json(
                 break;
             }
             let end = at + text.len();
-            out.begin(line, at, end, columns.names.len());
+            out.begin(line, at, end, width);
             let mut parser = Parser {
                 input,
                 at,
@@ -106,6 +173,157 @@ pub(crate) fn split_json(
         at = next;
     }
     Split { consumed: at, line }
+}
+
+/// Reads the line at `input[at..]` if it is plain: one object whose keys have no escapes
+/// and whose values are plain strings, numbers, `true`, `false` or `null`, then the line's
+/// end. Its values go to the record begun last, as [`Parser::object`] would put them; the
+/// line's end and where the next line starts are returned. `None` at anything else (some
+/// values may have been noted), for the whole grammar to read the line.
+#[inline]
+fn plain_line(
+    columns: &JsonColumns,
+    input: &[u8],
+    mut at: usize,
+    eof: bool,
+    out: &mut Records,
+) -> Option<(usize, usize)> {
+    // Spaces and tabs are what writers put between tokens (`{"a": 1, "b": 2}`).
+    let blanks = |mut at: usize| {
+        while matches!(input.get(at), Some(b' ' | b'\t')) {
+            at += 1;
+        }
+        at
+    };
+    if input.get(at) != Some(&b'{') {
+        return None;
+    }
+    at = blanks(at + 1);
+    let mut guess = 0;
+    if input.get(at) != Some(&b'}') {
+        loop {
+            if input.get(at) != Some(&b'"') {
+                return None;
+            }
+            let from = at + 1;
+            // The key the keys before suggest, compared where it would be; else the key as
+            // written, looked up.
+            let column = match columns.is_key(input, from, guess) {
+                true => {
+                    at = from + columns.names[guess].len() + 1;
+                    Some(guess)
+                }
+                false => {
+                    let n = string_end(&input[from..])?;
+                    if input[from + n] != b'"' {
+                        return None;
+                    }
+                    at = from + n + 1;
+                    columns.index.get(&input[from..from + n]).copied()
+                }
+            };
+            at = blanks(at);
+            if input.get(at) != Some(&b':') {
+                return None;
+            }
+            at = blanks(at + 1);
+            let value = at;
+            let kind = match *input.get(at)? {
+                b'"' => {
+                    let n = string_end(&input[at + 1..])?;
+                    if input[at + 1 + n] != b'"' {
+                        return None;
+                    }
+                    at += n + 2;
+                    if let Some(c) = column {
+                        out.set(c, value + 1, at - 1, Kind::String);
+                    }
+                    None
+                }
+                b'-' | b'0'..=b'9' => {
+                    let (kind, end) = plain_number(input, at)?;
+                    at = end;
+                    Some(kind)
+                }
+                b't' if input.get(at..at + 4) == Some(b"true") => {
+                    at += 4;
+                    Some(Kind::Bool)
+                }
+                b'f' if input.get(at..at + 5) == Some(b"false") => {
+                    at += 5;
+                    Some(Kind::Bool)
+                }
+                b'n' if input.get(at..at + 4) == Some(b"null") => {
+                    at += 4;
+                    if let Some(c) = column {
+                        out.set_null(c);
+                    }
+                    None
+                }
+                _ => return None,
+            };
+            if let Some(c) = column {
+                if let Some(kind) = kind {
+                    out.set(c, value, at, kind);
+                }
+                guess = c + 1;
+            }
+            at = blanks(at);
+            match input.get(at) {
+                Some(b',') => at = blanks(at + 1),
+                Some(b'}') => break,
+                _ => return None,
+            }
+        }
+    }
+    // Past the '}': blanks, then the line's end.
+    at = blanks(at + 1);
+    match input.get(at) {
+        Some(b'\n') => Some((at, at + 1)),
+        Some(b'\r') if input.get(at + 1) == Some(&b'\n') => Some((at, at + 2)),
+        None if eof => Some((at, at)),
+        _ => None,
+    }
+}
+
+/// The number at `input[at..]` by JSON's grammar, what it was written as and where it ends;
+/// `None` if it breaks the grammar, for [`Parser::number`] to say how.
+#[inline]
+fn plain_number(input: &[u8], mut at: usize) -> Option<(Kind, usize)> {
+    let digits = |mut at: usize| {
+        while input.get(at).is_some_and(u8::is_ascii_digit) {
+            at += 1;
+        }
+        at
+    };
+    if input.get(at) == Some(&b'-') {
+        at += 1;
+    }
+    let end = digits(at);
+    if end == at || (end - at > 1 && input[at] == b'0') {
+        return None;
+    }
+    at = end;
+    let mut kind = Kind::Int;
+    if input.get(at) == Some(&b'.') {
+        let end = digits(at + 1);
+        if end == at + 1 {
+            return None;
+        }
+        (at, kind) = (end, Kind::Float);
+    }
+    if matches!(input.get(at), Some(b'e' | b'E')) {
+        at += 1;
+        if matches!(input.get(at), Some(b'+' | b'-')) {
+            at += 1;
+        }
+        let end = digits(at);
+        if end == at {
+            return None;
+        }
+        (at, kind) = (end, Kind::Float);
+    }
+    Some((kind, at))
 }
 
 /// Reads one line's object.
@@ -568,6 +786,91 @@ mod tests {
                     .collect())
             })
             .collect()
+    }
+
+    /// Each line of `text` read by the whole grammar only, without the plain lines' path.
+    fn read_by_grammar(schema: &str, text: &str) -> Vec<Record> {
+        let schema = parse_ddl(schema).unwrap();
+        let columns = JsonColumns::new(&schema);
+        let input = text.as_bytes();
+        let mut out = Records::default();
+        let mut at = 0;
+        for (i, line) in text.split('\n').enumerate() {
+            let next = at + line.len() + 1;
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            let end = at + line.len();
+            if line.bytes().any(|b| !b.is_ascii_whitespace()) {
+                out.begin(i as u64 + 1, at, end, columns.names.len());
+                let mut parser = Parser {
+                    input,
+                    at,
+                    end,
+                    start: at,
+                    scratch: Vec::new(),
+                };
+                if let Err(reason) = parser.object(&columns, &mut out) {
+                    out.spoil(reason);
+                }
+            }
+            at = next;
+        }
+        (out.rows.iter().enumerate())
+            .map(|(i, row)| {
+                if let Some((_, why)) = out.problems().iter().find(|(r, _)| *r == i) {
+                    return Err(why.clone());
+                }
+                Ok((0..schema.fields().len())
+                    .map(|c| {
+                        out.field(input, row, c)
+                            .map(|v| (String::from_utf8(v.to_vec()).unwrap(), out.kind(row, c)))
+                    })
+                    .collect())
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Lines built from keys, values and separators, plain and not, valid and not: the
+        /// plain lines' path reads each as the whole grammar does.
+        #[test]
+        fn plain_lines_read_as_the_whole_grammar_reads_them(
+            lines in proptest::collection::vec(
+                (
+                    proptest::collection::vec((0..7usize, 0..4usize, 0..19usize, 0..4usize), 0..5),
+                    0..4usize,
+                    0..30usize,
+                ),
+                1..20,
+            )
+        ) {
+            const KEYS: [&str; 7] = ["a", "b", "c", "zz", "a\\u0062", "b\\\"", ""];
+            const GAPS: [&str; 4] = ["", " ", "\t ", " \r"];
+            const VALUES: [&str; 19] = [
+                "1", "-0", "01", "2.5e3", "-", "\"x\"", "\"x\\ny\"", "true", "false", "null",
+                "nul", "NaN", "-Infinity", "[1, \"]\"]", "{\"q\": 1}", "\"\"", "tru", "1.", "\"\u{e9}\"",
+            ];
+            const ENDS: [&str; 4] = ["}", "} ", "}x", ""];
+            let mut text = String::new();
+            for (pairs, end, cut) in &lines {
+                let mut line = String::from("{");
+                for (i, (key, gap, value, sep)) in pairs.iter().enumerate() {
+                    if i > 0 {
+                        line.push_str([",", ", ", " ,", ",,"][*sep]);
+                    }
+                    let gap = GAPS[*gap];
+                    line.push_str(&format!("{gap}\"{}\"{gap}:{gap}{}", KEYS[*key], VALUES[*value]));
+                }
+                line.push_str(ENDS[*end]);
+                // Now and then a line cut short, mid-token.
+                if *cut < line.len() && *cut % 3 == 0 && line.is_char_boundary(*cut) {
+                    line.truncate(*cut);
+                }
+                text.push_str(&line);
+                text.push('\n');
+            }
+            let schema = "a STRING, b STRING, zz STRING";
+            proptest::prop_assert_eq!(read(schema, &text), read_by_grammar(schema, &text));
+        }
     }
 
     fn value(v: &str, kind: Kind) -> Option<(String, Kind)> {

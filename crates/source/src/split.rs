@@ -127,6 +127,7 @@ impl Records {
     }
 
     /// Starts a record of `width` fields, all null until [`set`](Self::set).
+    #[inline]
     pub(crate) fn begin(&mut self, line: u64, start: usize, end: usize, width: usize) {
         self.rows.push(Record {
             line,
@@ -135,12 +136,13 @@ impl Records {
             first: self.spans.len(),
             fields: width,
         });
-        self.spans.resize(self.spans.len() + width, NULL);
-        self.kinds.resize(self.spans.len(), Kind::Text);
+        // Extended from an iterator of known length: one reservation, then plain writes.
+        self.spans.extend(std::iter::repeat_n(NULL, width));
+        self.kinds.extend(std::iter::repeat_n(Kind::Text, width));
     }
 
     /// Field `c` of the record begun last is `input[start..end]`, written as `kind`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn set(&mut self, c: usize, start: usize, end: usize, kind: Kind) {
         let at = self.last_first() + c;
         self.spans[at] = (start, end);
@@ -156,7 +158,23 @@ impl Records {
         self.kinds[at] = kind;
     }
 
+    /// The record begun last ends at `end` (found while it was read).
+    pub(crate) fn end_last(&mut self, end: usize) {
+        if let Some(record) = self.rows.last_mut() {
+            record.end = end;
+        }
+    }
+
+    /// Forgets the record begun last, with the values noted in it, for it to be read again.
+    pub(crate) fn drop_last(&mut self) {
+        if let Some(record) = self.rows.pop() {
+            self.spans.truncate(record.first);
+            self.kinds.truncate(record.first);
+        }
+    }
+
     /// Field `c` of the record begun last is null (a later duplicate key said so).
+    #[inline(always)]
     pub(crate) fn set_null(&mut self, c: usize) {
         let at = self.last_first() + c;
         self.spans[at] = NULL;
@@ -174,6 +192,7 @@ impl Records {
         self.problems.push((self.rows.len() - 1, reason));
     }
 
+    #[inline(always)]
     fn last_first(&self) -> usize {
         self.rows.last().map_or(0, |r| r.first)
     }
