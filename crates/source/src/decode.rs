@@ -509,6 +509,10 @@ impl<'a> Column<'a> {
         read: impl Fn(&'a [u8], Kind) -> Result<T, Bad>,
         mut put: impl FnMut(Option<T>),
     ) {
+        // Whether the column's type takes each kind whatever its text, worked out once for
+        // the column rather than once a value: only a string for a DOUBLE needs the text.
+        let t = self.field.data_type();
+        let takes = KINDS.map(|kind| kind == Kind::String || admits(kind, t, b""));
         for i in 0..self.rows.len() {
             let Some(v) = self.value(i) else {
                 put(None);
@@ -518,7 +522,11 @@ impl<'a> Column<'a> {
                 true => self.records.kind(&self.rows[i], self.c),
                 false => Kind::Text,
             };
-            if kind != Kind::Text && !admits(kind, self.field.data_type(), v) {
+            let taken = match kind {
+                Kind::String => admits(kind, t, v),
+                _ => takes[kind as usize],
+            };
+            if !taken {
                 put(None);
                 self.refuse_kind(i, v, kind);
                 continue;
@@ -633,6 +641,17 @@ fn refusal(field: &Field, value: &[u8], why: Bad, pattern: Option<&str>) -> Stri
     }
 }
 
+/// Every [`Kind`], in the order of its values.
+const KINDS: [Kind; 7] = [
+    Kind::Text,
+    Kind::String,
+    Kind::Int,
+    Kind::Float,
+    Kind::NonNumeric,
+    Kind::Bool,
+    Kind::Nested,
+];
+
 /// Whether a column of type `t` takes a value written as `kind` (`text`), by Spark's JSON
 /// rules: numbers only for numbers, booleans only for BOOLEAN, strings for STRING, DATE,
 /// TIMESTAMP and DECIMAL (and DOUBLE's "NaN" and "Infinity"), anything for STRING. Every
@@ -689,4 +708,16 @@ fn kind_refusal(field: &Field, value: &[u8], kind: Kind) -> String {
 fn trim_line_end(raw: &[u8]) -> &[u8] {
     let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
     raw.strip_suffix(b"\r").unwrap_or(raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_lists_every_kind_at_its_own_index() {
+        for (i, kind) in KINDS.iter().enumerate() {
+            assert_eq!(*kind as usize, i, "{kind:?}");
+        }
+    }
 }
