@@ -419,10 +419,27 @@ max_offsets_per_trigger = 1000000
         seconds, rss, _, _ = timed([weir, "run", toml, "--quiet"])
         got = sum(read_sums(f"{work}/sums/result.csv").values())
         assert got == total, f"W8 kafka: weir summed {got}, the messages hold {total}"
-        return {"seconds": seconds, "rss": rss, "messages": sent, "total": got}
+        return {"seconds": seconds, "rss": rss, "messages": sent, "total": got,
+                "client_seconds": read_all(servers, "sales", 4, sent)}
     finally:
         broker.kill()
         broker.wait()
+
+
+def read_all(servers, topic, partitions, count):
+    """Seconds confluent-kafka takes to fetch `count` messages of `topic` from the start,
+    counting them only: what the broker can serve, beside what Weir makes of it."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": "bench-read", "enable.auto.commit": False})
+    started = time.monotonic()
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    seen = 0
+    while seen < count and time.monotonic() - started < 600:
+        seen += sum(1 for m in consumer.consume(10000, timeout=1.0) if m.error() is None)
+    consumer.close()
+    assert seen == count, f"W8 kafka: confluent-kafka read {seen} of {count} messages"
+    return time.monotonic() - started
 
 
 def w8_files(weir, data, work, threads):
@@ -940,7 +957,9 @@ def main():
         r = w8_kafka(weir, data("zipf"), f"{args.work}/w8-kafka", args.w8_messages)
         say(f"W8 kafka: W1 over {r['messages']:,} JSON messages from a local Kafka topic (tansu, 4 partitions): "
             f"{r['seconds']:.2f} s ({r['messages'] / r['seconds'] / 1e6:.2f} M rows/s, whole process), "
-            f"peak RSS {r['rss']:.0f} MB; sum of Sale_Count {r['total']:,}")
+            f"peak RSS {r['rss']:.0f} MB; sum of Sale_Count {r['total']:,}. The same messages fetched by "
+            f"confluent-kafka, only counted: {r['client_seconds']:.2f} s "
+            f"({r['messages'] / r['client_seconds'] / 1e6:.2f} M messages/s), what the broker serves")
     if "W8-nats" in only:
         r = w8_nats(weir, data("zipf"), f"{args.work}/w8-nats", args.w8_messages)
         say(f"W8 nats: W1 over {r['messages']:,} JSON messages from a local JetStream stream: "
