@@ -349,6 +349,7 @@ impl NatsSourceSettings {
             admitted: 0,
             peeked: None,
             last_wait_note: None,
+            info_failing_since: None,
             malformed: 0,
             malformed_total: 0,
             bad: Vec::new(),
@@ -404,6 +405,8 @@ pub struct NatsSource {
     peeked: Option<Message>,
     /// When a wait for messages was last logged.
     last_wait_note: Option<Instant>,
+    /// Since when the stream's state could not be read, while running.
+    info_failing_since: Option<Instant>,
     malformed: u64,
     malformed_total: u64,
     bad: Vec<BadRecord>,
@@ -808,7 +811,24 @@ impl Source for NatsSource {
     }
 
     fn discover(&mut self) -> Result<()> {
-        let state = self.stream_info()?;
+        let state = match self.stream_info() {
+            Ok(state) => {
+                self.info_failing_since = None;
+                state
+            }
+            // While running, a request can time out as the client reconnects to a server
+            // that went away: the epoch goes on with what is known, and only a failure
+            // that lasts read_timeout stops the run.
+            Err(e) if self.queue.is_some() => {
+                let since = *self.info_failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= self.settings.read_timeout {
+                    return Err(e);
+                }
+                tracing::warn!("{e}; trying again at the next epoch (read_timeout)");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         if self.queue.is_none() {
             let start = match (self.read_through, self.settings.starting) {
                 (Some(read), _) => {
