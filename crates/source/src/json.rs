@@ -773,14 +773,19 @@ mod tests {
         let mut out = Records::default();
         let done = split_json(&columns, text.as_bytes(), 0, 1, true, usize::MAX, &mut out);
         assert_eq!(done.consumed, text.len());
+        records(&out, text.as_bytes(), schema.fields().len())
+    }
+
+    /// The values (or the problem) of each record of `out`, split from `input`.
+    fn records(out: &Records, input: &[u8], width: usize) -> Vec<Record> {
         (out.rows.iter().enumerate())
             .map(|(i, row)| {
                 if let Some((_, why)) = out.problems().iter().find(|(r, _)| *r == i) {
                     return Err(why.clone());
                 }
-                Ok((0..schema.fields().len())
+                Ok((0..width)
                     .map(|c| {
-                        out.field(text.as_bytes(), row, c)
+                        out.field(input, row, c)
                             .map(|v| (String::from_utf8(v.to_vec()).unwrap(), out.kind(row, c)))
                     })
                     .collect())
@@ -814,19 +819,7 @@ mod tests {
             }
             at = next;
         }
-        (out.rows.iter().enumerate())
-            .map(|(i, row)| {
-                if let Some((_, why)) = out.problems().iter().find(|(r, _)| *r == i) {
-                    return Err(why.clone());
-                }
-                Ok((0..schema.fields().len())
-                    .map(|c| {
-                        out.field(input, row, c)
-                            .map(|v| (String::from_utf8(v.to_vec()).unwrap(), out.kind(row, c)))
-                    })
-                    .collect())
-            })
-            .collect()
+        records(&out, input, schema.fields().len())
     }
 
     proptest::proptest! {
